@@ -1,0 +1,1 @@
+"""biostruct.datasets (under construction)."""

@@ -1,0 +1,1 @@
+"""biostruct.grn (under construction)."""

@@ -1,0 +1,1 @@
+"""biostruct.multiomics (under construction)."""

@@ -1,0 +1,1 @@
+"""biostruct.report (under construction)."""

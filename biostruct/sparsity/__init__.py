@@ -1,0 +1,1 @@
+"""biostruct.sparsity (under construction)."""
