@@ -1,0 +1,173 @@
+"""From an AnnData of time series to batched transitions x(t_k) -> x(t_k+1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from biostruct.errors import InputError
+
+__all__ = ["Trajectories", "trajectories_from_anndata", "Transitions", "split_validation"]
+
+
+@dataclass
+class Trajectories:
+    """Expression series: one (times, values) pair per trajectory, values shaped (T_k, G)."""
+
+    names: list[str]
+    times: list[np.ndarray]
+    values: list[np.ndarray]
+    var_names: list[str]
+    obs_index: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def n_genes(self) -> int:
+        return len(self.var_names)
+
+    def subset(self, idx: list[int]) -> Trajectories:
+        return Trajectories(
+            [self.names[i] for i in idx],
+            [self.times[i] for i in idx],
+            [self.values[i] for i in idx],
+            self.var_names,
+            [self.obs_index[i] for i in idx] if self.obs_index else [],
+        )
+
+    def transitions(self) -> Transitions:
+        x0, x1, dt, traj = [], [], [], []
+        for k, (t, v) in enumerate(zip(self.times, self.values)):
+            x0.append(v[:-1])
+            x1.append(v[1:])
+            dt.append(np.diff(t))
+            traj.append(np.full(len(t) - 1, k))
+        return Transitions(
+            torch.as_tensor(np.concatenate(x0), dtype=torch.float32),
+            torch.as_tensor(np.concatenate(x1), dtype=torch.float32),
+            torch.as_tensor(np.concatenate(dt), dtype=torch.float32),
+            np.concatenate(traj),
+        )
+
+
+@dataclass
+class Transitions:
+    """Observed pairs (x0 -> x1 after dt), as float32 tensors."""
+
+    x0: torch.Tensor
+    x1: torch.Tensor
+    dt: torch.Tensor
+    trajectory: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.dt.shape[0])
+
+    def to(self, device: torch.device) -> Transitions:
+        return Transitions(
+            self.x0.to(device), self.x1.to(device), self.dt.to(device), self.trajectory
+        )
+
+    def take(self, idx: np.ndarray | torch.Tensor) -> Transitions:
+        i = torch.as_tensor(idx, dtype=torch.long)
+        dev = self.x0.device
+        i = i.to(dev)
+        return Transitions(self.x0[i], self.x1[i], self.dt[i], self.trajectory[i.cpu().numpy()])
+
+
+def _dense(x: Any) -> np.ndarray:
+    if hasattr(x, "toarray"):
+        x = x.toarray()
+    return np.asarray(x, dtype=np.float64)
+
+
+def trajectories_from_anndata(
+    adata: Any,
+    *,
+    time_key: str = "time",
+    trajectory_key: str | None = "trajectory",
+    layer: str | None = None,
+) -> Trajectories:
+    """Split an AnnData into trajectories ordered by time.
+
+    Raises
+    ------
+    InputError
+        Missing keys, NaN/inf expression or time, repeated time points within a trajectory
+        (time must increase strictly), trajectories with fewer than two points.
+    """
+    if time_key not in adata.obs:
+        raise InputError(
+            f"adata.obs has no column {time_key!r}",
+            field=f"obs[{time_key!r}]",
+            fix="store the (pseudo)time of each observation there, or pass time_key=",
+        )
+    if trajectory_key is not None and trajectory_key not in adata.obs:
+        raise InputError(
+            f"adata.obs has no column {trajectory_key!r}",
+            field=f"obs[{trajectory_key!r}]",
+            fix="store which series/lineage each observation belongs to, or pass "
+            "trajectory_key=None for a single series",
+        )
+    x = _dense(adata.layers[layer] if layer is not None else adata.X)
+    if not np.isfinite(x).all():
+        bad = int((~np.isfinite(x)).sum())
+        raise InputError(
+            f"expression contains {bad} NaN/inf values",
+            field="adata.layers[" + repr(layer) + "]" if layer else "adata.X",
+            fix="impute or drop them (e.g. np.nan_to_num) before inferring the network",
+        )
+    t = np.asarray(adata.obs[time_key], dtype=np.float64)
+    if not np.isfinite(t).all():
+        raise InputError(
+            "time contains NaN/inf", field=f"obs[{time_key!r}]", fix="give every observation a time"
+        )
+    groups = (
+        np.asarray(adata.obs[trajectory_key]).astype(str)
+        if trajectory_key is not None
+        else np.zeros(adata.n_obs, dtype=str)
+    )
+    names, times, values, index = [], [], [], []
+    for name in dict.fromkeys(groups):  # order of first appearance
+        idx = np.flatnonzero(groups == name)
+        order = idx[np.argsort(t[idx], kind="stable")]
+        tk = t[order]
+        if len(tk) < 2:
+            raise InputError(
+                f"trajectory {name!r} has a single time point; a transition needs two",
+                field=f"obs[{trajectory_key!r}]",
+                fix="drop single-point trajectories or merge them into their series",
+            )
+        if np.any(np.diff(tk) <= 0):
+            raise InputError(
+                f"time does not increase strictly within trajectory {name!r} (repeated time "
+                f"{tk[np.flatnonzero(np.diff(tk) <= 0)[0]]:g})",
+                field=f"obs[{time_key!r}]",
+                fix="average observations that share a time point, or break ties in pseudotime",
+            )
+        names.append(str(name))
+        times.append(tk)
+        values.append(x[order])
+        index.append(order)
+    return Trajectories(names, times, values, [str(v) for v in adata.var_names], index)
+
+
+def split_validation(
+    data: Trajectories, val_fraction: float, seed: int
+) -> tuple[list[int], list[int], str]:
+    """Held-out trajectories chosen by ``seed``.
+
+    Returns (train trajectory ids, validation trajectory ids, mode). With fewer than three
+    trajectories, whole-trajectory validation would starve training; the mode is then
+    ``"transitions"`` and the caller holds out a random ``val_fraction`` of transitions instead.
+    """
+    n = len(data.names)
+    if val_fraction <= 0:
+        return list(range(n)), [], "none"
+    if n < 3:
+        return list(range(n)), [], "transitions"
+    rng = np.random.default_rng(seed)
+    n_val = min(max(1, int(round(n * val_fraction))), n - 1)
+    val = sorted(rng.choice(n, size=n_val, replace=False).tolist())
+    train = [i for i in range(n) if i not in set(val)]
+    return train, val, "trajectories"
