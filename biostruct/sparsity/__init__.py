@@ -1,1 +1,70 @@
-"""biostruct.sparsity (under construction)."""
+"""Shared sparsification core (torch only).
+
+Masks on named parameters kept in ``model.state_dict()``, importance scores (magnitude,
+random, external priors, blends), score-to-mask selection, layer-wise density allocation and
+random masks, iterative pruning with rewinding (IMP, WR, LRR), sign tracking and reports. Objects
+are driven by the user's own training loop, in the style of ``torch.optim``.
+"""
+
+from biostruct.sparsity.allocation import (
+    layerwise_densities,
+    random_masks,
+    realised_densities,
+    realised_density,
+)
+from biostruct.sparsity.masking import (
+    MaskedParams,
+    MaskParametrization,
+    export_dense,
+    mask_state_keys,
+    reapply_masks,
+)
+from biostruct.sparsity.pruner import prune_step
+from biostruct.sparsity.reparam import MW, MaskWeight, split_mw
+from biostruct.sparsity.report import (
+    LayerSparsity,
+    global_density,
+    nnz_fraction_below,
+    report_table,
+    sparsity_report,
+)
+from biostruct.sparsity.rounds import IterativePlan, SignTracker, Snapshots, restart
+from biostruct.sparsity.scores import Blend, Magnitude, Prior, Random, Scorer, compute_scores
+from biostruct.sparsity.selection import resolve, select
+from biostruct.sparsity.topk import density_after, keep_counts, topk_masks
+
+__all__ = [
+    "Blend",
+    "IterativePlan",
+    "LayerSparsity",
+    "MaskParametrization",
+    "MaskedParams",
+    "MaskWeight",
+    "MW",
+    "Magnitude",
+    "Prior",
+    "Random",
+    "Scorer",
+    "SignTracker",
+    "Snapshots",
+    "compute_scores",
+    "density_after",
+    "export_dense",
+    "global_density",
+    "keep_counts",
+    "layerwise_densities",
+    "mask_state_keys",
+    "nnz_fraction_below",
+    "prune_step",
+    "random_masks",
+    "realised_densities",
+    "realised_density",
+    "reapply_masks",
+    "report_table",
+    "resolve",
+    "restart",
+    "select",
+    "sparsity_report",
+    "split_mw",
+    "topk_masks",
+]
