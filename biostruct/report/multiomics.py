@@ -37,10 +37,15 @@ def graph_edges(graph: Any) -> tuple[list[str], list[tuple[str, str]], dict[str,
     mods: dict[str, str] = {}
 
     def parents_of(spec: Mapping[str, Any]) -> list[str]:
-        p = spec.get("parents", spec.get("conditioned_on", []))
-        if p is None:
-            return []
-        return [str(x) for x in np.atleast_1d(np.asarray(p, dtype=object)) if str(x)]
+        out: list[str] = []
+        for key in ("parents", "conditioned_on", "conditioned_on_z", "conditioned_on_z_hat"):
+            p = spec.get(key)
+            if p is None:
+                continue
+            for x in np.atleast_1d(np.asarray(p, dtype=object)):
+                if str(x) and str(x) not in out:
+                    out.append(str(x))
+        return out
 
     def modality(spec: Mapping[str, Any]) -> str:
         m = spec.get("modality", spec.get("modalities", ""))
@@ -139,17 +144,35 @@ def _dag_block(nodes: list[str], edges: list[tuple[str, str]], mods: dict[str, s
 def _elbo_block(history: Any, components: list[str]) -> str | None:
     import plotly.graph_objects as go
 
-    series = as_series_dict(history)
-    if not series:
-        return None
     fig = go.Figure()
-    for k, y in series.items():
-        fig.add_trace(go.Scatter(x=np.arange(1, y.size + 1), y=y, mode="lines", name=k))
+    if isinstance(history, pd.DataFrame) and "component" in history.columns:
+        # one record per (component, epoch): train/val ELBO columns
+        cols = [c for c in ("train_elbo", "val_elbo") if c in history.columns]
+        if not cols:
+            return None
+        for comp, d in history.groupby("component", sort=False, observed=True):
+            for col in cols:
+                y = pd.to_numeric(d[col], errors="coerce").to_numpy(dtype=float)
+                fig.add_trace(
+                    go.Scatter(
+                        x=np.arange(1, y.size + 1),
+                        y=y,
+                        mode="lines",
+                        name=f"{comp} {col}",
+                        line={"dash": "dot" if col.startswith("val") else "solid"},
+                    )
+                )
+    else:
+        series = as_series_dict(history)
+        if not series:
+            return None
+        for k, y in series.items():
+            fig.add_trace(go.Scatter(x=np.arange(1, y.size + 1), y=y, mode="lines", name=k))
     fig.update_layout(
-        title="ELBO per component", xaxis_title="epoch", yaxis_title="value", height=400
+        title="ELBO per component", xaxis_title="epoch", yaxis_title="ELBO", height=400
     )
     return plotly_block(
-        fig, "mo-elbo", "Components train in the order of the DAG; curves per component."
+        fig, "mo-elbo", "Components train in the order of the DAG; dotted: validation ELBO."
     )
 
 
@@ -321,7 +344,7 @@ def multiomics_report(
     comps = [
         k[len(prefix) :]
         for k in mdata.obsm.keys()
-        if k.startswith(prefix) and not k.endswith("_umap")
+        if k.startswith(prefix) and not k.endswith(("_umap", "_hat"))
     ]
     if not comps:
         raise InputError(
@@ -346,7 +369,10 @@ def multiomics_report(
         subtitle=f"{mdata.n_obs} cells; modalities: "
         + ", ".join(f"{m} ({a.n_vars} features)" for m, a in mdata.mod.items()),
         provenance=dict(
-            provenance or collect_provenance(seed=params.get("seed"), device=params.get("device"))
+            provenance
+            or collect_provenance(
+                seed=params.get("seed"), device=info.get("device", params.get("device"))
+            )
         ),
     )
     rep.summary = {"cells": mdata.n_obs, "components": ", ".join(order)}

@@ -89,19 +89,26 @@ def make_dagvae_mdata(n_cells: int = 120, seed: int = 0):
         mdata.obs[f"dagvae_cluster_{comp}"] = pd.Categorical(
             [str({"A": 0, "B": 1, "C": 2}[x]) if rng.random() > 0.1 else "0" for x in labels]
         )
+    mdata.obsm["X_dagvae_rna_hat"] = rng.normal(0, 1, (n_cells, 6))
     mdata.obsm["X_dagvae_rna_umap"] = rng.normal(0, 1, (n_cells, 2))
     mdata.uns["dagvae"] = {
         "graph": {
+            "modalities": {"atac": {"likelihood": "bernoulli"}, "rna": {"likelihood": "nb"}},
             "components": [
-                {"name": "atac", "modality": "atac", "parents": []},
-                {"name": "rna", "modality": "rna", "parents": ["atac"]},
-            ]
+                {"name": "atac", "modalities": ["atac"]},
+                {"name": "rna", "modalities": ["rna"], "conditioned_on_z": ["atac"]},
+            ],
         },
-        "params": {"max_epochs": 20, "seed": 0, "device": "cpu", "label_key": "cell_type"},
-        "history": {
-            "atac": {"elbo": -np.linspace(500, 200, 20)},
-            "rna": {"elbo": -np.linspace(800, 300, 20)},
-        },
+        "params": {"max_epochs": 20, "seed": 0, "label_key": "cell_type"},
+        "device": "cpu",
+        "history": pd.DataFrame(
+            {
+                "component": ["atac"] * 20 + ["rna"] * 20,
+                "epoch": list(range(20)) * 2,
+                "train_elbo": np.r_[-np.linspace(500, 200, 20), -np.linspace(800, 300, 20)],
+                "val_elbo": np.r_[-np.linspace(520, 230, 20), -np.linspace(820, 330, 20)],
+            }
+        ),
     }
     de = pd.DataFrame(
         {

@@ -106,6 +106,13 @@ def test_multiomics_report_errors(tmp_path, dagvae_mdata):
     "graph",
     [
         {
+            "modalities": {"atac": {}, "rna": {}},
+            "components": [
+                {"name": "atac", "modalities": ["atac"]},
+                {"name": "rna", "modalities": ["rna"], "conditioned_on_z_hat": ["atac"]},
+            ],
+        },
+        {
             "components": [
                 {"name": "atac", "modality": "atac"},
                 {"name": "rna", "modality": "rna", "parents": ["atac"]},
