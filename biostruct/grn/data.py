@@ -21,7 +21,7 @@ class Trajectories:
     times: list[np.ndarray]
     values: list[np.ndarray]
     var_names: list[str]
-    obs_index: list[np.ndarray] = field(default_factory=list)
+    obs_names: list[np.ndarray] = field(default_factory=list)
 
     @property
     def n_genes(self) -> int:
@@ -33,7 +33,7 @@ class Trajectories:
             [self.times[i] for i in idx],
             [self.values[i] for i in idx],
             self.var_names,
-            [self.obs_index[i] for i in idx] if self.obs_index else [],
+            [self.obs_names[i] for i in idx] if self.obs_names else [],
         )
 
     def transitions(self) -> Transitions:
@@ -128,6 +128,7 @@ def trajectories_from_anndata(
         else np.zeros(adata.n_obs, dtype=str)
     )
     names, times, values, index = [], [], [], []
+    obs_names = np.asarray(adata.obs_names).astype(str)
     for name in dict.fromkeys(groups):  # order of first appearance
         idx = np.flatnonzero(groups == name)
         order = idx[np.argsort(t[idx], kind="stable")]
@@ -148,7 +149,7 @@ def trajectories_from_anndata(
         names.append(str(name))
         times.append(tk)
         values.append(x[order])
-        index.append(order)
+        index.append(obs_names[order])
     return Trajectories(names, times, values, [str(v) for v in adata.var_names], index)
 
 

@@ -1,0 +1,175 @@
+"""Scanpy-style entry point: ``infer_grn(adata, prior, ...)``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from biostruct.grn.model import GRNModel, coerce_prior
+
+__all__ = ["infer_grn"]
+
+
+def _history_table(history: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Per-epoch history as columns (h5ad-writable)."""
+    if not history:
+        return {}
+    out: dict[str, np.ndarray] = {
+        "epoch": np.array([h["epoch"] for h in history], dtype=np.int64),
+        "train_loss": np.array([h["train_loss"] for h in history], dtype=np.float64),
+        "val_loss": np.array([h["val_loss"] for h in history], dtype=np.float64),
+        "lr": np.array([h["lr"] for h in history], dtype=np.float64),
+        "seconds": np.array([h["seconds"] for h in history], dtype=np.float64),
+        "pruned": np.array([bool(h["pruned"]) for h in history]),
+    }
+    for layer in history[0]["density"]:
+        name = "density_" + layer.replace(".weight", "")
+        out[name] = np.array([h["density"][layer] for h in history], dtype=np.float64)
+    return out
+
+
+def _h5ad_safe(obj: Any) -> Any:
+    """Nested dicts with None -> "none" and tuples -> arrays, so that write_h5ad accepts them."""
+    if isinstance(obj, dict):
+        return {str(k): _h5ad_safe(v) for k, v in obj.items()}
+    if obj is None:
+        return "none"
+    if isinstance(obj, list | tuple):
+        if all(isinstance(v, str) for v in obj):
+            return np.array(obj, dtype=object) if obj else np.array([], dtype=str)
+        if all(isinstance(v, int | float | bool | np.number) for v in obj):
+            return np.asarray(obj)
+        return {str(i): _h5ad_safe(v) for i, v in enumerate(obj)}
+    return obj
+
+
+def infer_grn(
+    adata: Any,
+    prior: Any = None,
+    *,
+    time_key: str = "time",
+    trajectory_key: str | None = "trajectory",
+    method: str = "dash",
+    key_added: str = "grn",
+    hidden: int = 40,
+    epochs: int = 200,
+    device: str = "auto",
+    seed: int = 0,
+    copy: bool = False,
+    truth: Any = None,
+    predict: bool = False,
+    layer: str | None = None,
+    split_key: str | None = "split",
+    val_fraction: float = 0.066,
+    checkpoint: str | None = None,
+    **train_kwargs: Any,
+) -> GRNModel | tuple[GRNModel, Any]:
+    """Infer a signed gene regulatory network with a PHOENIX neural ODE pruned by DASH.
+
+    Parameters
+    ----------
+    adata
+        Observations x genes; ``obs[time_key]`` (time or pseudotime) and
+        ``obs[trajectory_key]`` (series/lineage). Expression roughly in [0, 1].
+    prior
+        Prior network: G x G array (row = regulator, column = target, signed), a DataFrame
+        (``source/target/weight`` edge list, or a labelled dense matrix), a file, or a key of
+        ``adata.varp``. Needed by ``dash``, ``prior_only`` and ``phoenix``.
+    method
+        ``"dash"``, ``"imp"``, ``"prior_only"``, ``"phoenix"`` (dense + prior loss), ``"dense"``,
+        ``"posthoc"``, ``"l1"``, ``"lrr"``.
+    key_added
+        Where results go (see Returns).
+    hidden
+        Hidden width of each branch of the vector field.
+    epochs
+        Maximum training epochs.
+    device
+        ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
+    seed
+        Seeds initialisation, validation split and training.
+    copy
+        Work on a copy of ``adata`` and return it as well.
+    truth
+        Optional ground truth (array or ``adata.varp`` key) for edge metrics in ``uns``.
+    predict
+        Also write ``layers[key_added + "_pred"]``: each trajectory simulated from its first state.
+    layer, split_key, val_fraction, checkpoint
+        See :class:`GRNModel` and :meth:`GRNModel.train`.
+    train_kwargs
+        Training overrides (``lr``, ``batch_size``, ``solver``, ``rtol``, ``lam_ppi``, ...).
+
+    Returns
+    -------
+    GRNModel, or ``(GRNModel, adata copy)`` with ``copy=True``. Writes, only after a successful
+    fit (``adata`` is untouched on failure):
+
+    - ``adata.varp[key_added]``: signed effect matrix, regulator rows, target columns;
+    - ``adata.uns[key_added]``: ``params`` (method, sizes, configs), ``sparsity`` (per layer and
+      pooled), ``history`` (per epoch: epoch, train_loss, val_loss, lr, seconds, pruned,
+      density_<layer>), ``events`` (pruning epochs and per-layer densities), ``train_seconds``,
+      ``test_mse`` (when ``obs[split_key] == "test"`` observations exist), ``metrics`` (with
+      ``truth``), ``top_edges`` (the 50 strongest edges: source, target, weight);
+    - ``adata.layers[key_added + "_pred"]`` with ``predict=True``.
+    """
+    target = adata.copy() if copy else adata
+    model = GRNModel(
+        target,
+        prior,
+        time_key=time_key,
+        trajectory_key=trajectory_key,
+        layer=layer,
+        split_key=split_key,
+        hidden=hidden,
+        val_fraction=val_fraction,
+        seed=seed,
+        device=device,
+    )
+    truth_m = None
+    if truth is not None:
+        truth_m = coerce_prior(target, truth, missing="drop")
+    model.train(method, epochs=epochs, checkpoint=checkpoint, **train_kwargs)
+
+    # compute everything first, then write (no half-written outputs)
+    effect = model.effect_matrix().astype(np.float32)
+    uns: dict[str, Any] = {
+        "params": _h5ad_safe(model.params),
+        "sparsity": model.sparsity(),
+        "history": _history_table(model.history),
+        "events": _h5ad_safe(
+            {
+                "epoch": [e["epoch"] for e in model.events],
+                "fraction": [e["fraction"] for e in model.events],
+                **{
+                    "density_" + k.replace(".weight", ""): [e["densities"][k] for e in model.events]
+                    for k in (model.events[0]["densities"] if model.events else {})
+                },
+            }
+        ),
+        "train_seconds": float(model.train_seconds),
+        "test_mse": model.test_mse(),
+    }
+    if truth_m is not None:
+        uns["metrics"] = {k: float(v) for k, v in model.evaluate(truth_m).items()}
+    top = model.top_edges(50)
+    uns["top_edges"] = {
+        "source": top["source"].to_numpy(dtype=object),
+        "target": top["target"].to_numpy(dtype=object),
+        "weight": top["weight"].to_numpy(),
+    }
+    pred_layer = None
+    if predict:
+        assert model.data is not None
+        pred_layer = np.full(target.shape, np.nan, dtype=np.float32)
+        pos = {n: i for i, n in enumerate(np.asarray(target.obs_names).astype(str))}
+        for parts in (model.data, model.test):
+            if parts is None:
+                continue
+            for names, p in zip(parts.obs_names, model.predict_trajectories(parts)):
+                pred_layer[[pos[n] for n in names]] = p.astype(np.float32)
+    target.varp[key_added] = effect
+    target.uns[key_added] = uns
+    if pred_layer is not None:
+        target.layers[key_added + "_pred"] = pred_layer
+    return (model, target) if copy else model

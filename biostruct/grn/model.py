@@ -1,0 +1,502 @@
+"""User-facing GRN model: data setup from AnnData, training, results, save/load."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from biostruct.errors import ConfigError, InputError, NotFittedError, PriorError
+from biostruct.grn import extract, metrics, perturb
+from biostruct.grn.data import (
+    Trajectories,
+    Transitions,
+    split_validation,
+    trajectories_from_anndata,
+)
+from biostruct.grn.field import PhoenixField
+from biostruct.grn.methods import METHODS, NEEDS_PRIOR, build_configs
+from biostruct.grn.solve import SolverConfig
+from biostruct.grn.train import PruningConfig, TrainConfig, Trainer
+
+__all__ = ["GRNModel", "resolve_device", "coerce_prior"]
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"``: CUDA when available, else CPU."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ConfigError(
+            f"unknown device {device!r}", field="device", fix="auto/cpu/cuda"
+        ) from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("CUDA is not available", field="device", fix="use device='auto' or 'cpu'")
+    return dev
+
+
+def coerce_prior(adata: Any, prior: Any, *, missing: str = "raise") -> np.ndarray | None:
+    """A G x G prior (regulator rows) aligned to ``adata.var_names``.
+
+    ``prior`` may be ``None``, a key of ``adata.varp``, a file path, a G x G array, or a
+    DataFrame (``source/target/weight`` edge list, or a dense matrix labelled with gene names).
+
+    Raises
+    ------
+    PriorError
+        Unknown genes (``missing="raise"``), wrong shape, non-finite values, or an all-zero prior.
+    """
+    if prior is None:
+        return None
+    if isinstance(prior, str) and prior in adata.varp:
+        p = adata.varp[prior]
+        p = np.asarray(p.toarray() if hasattr(p, "toarray") else p, dtype=np.float64)
+        field = f"adata.varp[{prior!r}]"
+    else:
+        from biostruct.datasets import read_prior
+
+        p = read_prior(prior, list(adata.var_names), missing=missing)  # type: ignore[arg-type]
+        field = "prior"
+    if not np.isfinite(p).all():
+        raise PriorError("the prior has NaN/inf entries", field=field, fix="replace them by 0")
+    if not np.any(p != 0):
+        raise PriorError(
+            "the prior is all zero, so it carries no information",
+            field=field,
+            fix="check that its gene names match adata.var_names, or pass prior=None with "
+            "method='dense' or 'imp'",
+        )
+    return p
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+class GRNModel:
+    """A PHOENIX-style neural ODE of gene-expression dynamics, optionally pruned with DASH.
+
+    Parameters
+    ----------
+    adata
+        Observations x genes with ``obs[time_key]`` and ``obs[trajectory_key]``; ``None`` only
+        for a model restored with :meth:`load` (results, no training).
+    prior
+        Prior network (see :func:`coerce_prior`).
+    time_key, trajectory_key
+        obs columns; ``trajectory_key=None`` treats all observations as one series.
+    layer
+        Expression layer (default ``X``).
+    split_key
+        obs column with ``"train"`` / ``"test"`` labels (used only when present): test
+        observations are excluded from training and used for :meth:`test_mse`.
+    hidden
+        Hidden width of each branch.
+    init
+        ``"dash"`` or ``"phoenix"`` initialisation.
+    val_fraction
+        Share of training trajectories held out for validation (chosen by ``seed``); with fewer
+        than three trajectories a share of transitions is held out instead.
+    seed
+        Seeds the initialisation, the split, and training.
+    device
+        ``"auto"``, ``"cpu"``, ``"cuda"``.
+    ppi
+        Optional protein-interaction matrix for DASH's input layers (default |P| |P|^T).
+    prior_missing
+        ``"raise"`` or ``"drop"`` for prior genes absent from the data.
+    """
+
+    def __init__(
+        self,
+        adata: Any,
+        prior: Any = None,
+        *,
+        time_key: str = "time",
+        trajectory_key: str | None = "trajectory",
+        layer: str | None = None,
+        split_key: str | None = "split",
+        hidden: int = 40,
+        init: str = "dash",
+        val_fraction: float = 0.066,
+        seed: int = 0,
+        device: str | torch.device = "auto",
+        ppi: Any = None,
+        prior_missing: str = "raise",
+    ) -> None:
+        self.device = resolve_device(device)
+        self.seed = int(seed)
+        self.params: dict[str, Any] = {
+            "hidden": int(hidden),
+            "init": init,
+            "time_key": time_key,
+            "trajectory_key": trajectory_key,
+            "layer": layer,
+            "val_fraction": float(val_fraction),
+            "seed": self.seed,
+        }
+        self.trainer: Trainer | None = None
+        self.history: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        self.method: str | None = None
+        self.train_seconds = 0.0
+        self.solver = SolverConfig()
+        self.test: Trajectories | None = None
+        if adata is None:
+            self.var_names: list[str] = []
+            self.prior = None
+            self.data = None
+            self.module = PhoenixField(1, hidden)
+            return
+        if hidden < 1:
+            raise ConfigError("hidden must be >= 1", field="hidden", fix="e.g. hidden=40")
+        self.var_names = [str(v) for v in adata.var_names]
+        self.prior = coerce_prior(adata, prior, missing=prior_missing)
+        self.ppi = None if ppi is None else coerce_prior(adata, ppi, missing=prior_missing)
+        sub, test = adata, None
+        if split_key is not None and split_key in adata.obs:
+            labels = np.asarray(adata.obs[split_key]).astype(str)
+            if np.any(labels == "test"):
+                test = adata[labels == "test"]
+                sub = adata[labels != "test"]
+        self.data = trajectories_from_anndata(
+            sub, time_key=time_key, trajectory_key=trajectory_key, layer=layer
+        )
+        if test is not None:
+            self.test = trajectories_from_anndata(
+                test, time_key=time_key, trajectory_key=trajectory_key, layer=layer
+            )
+        self.module = PhoenixField(len(self.var_names), hidden, init=init, seed=self.seed)
+        self._split()
+
+    # ------------------------------------------------------------------ data
+    def _split(self) -> None:
+        assert self.data is not None
+        train_ids, val_ids, mode = split_validation(
+            self.data, self.params["val_fraction"], self.seed
+        )
+        self.params["validation"] = mode
+        self.params["val_trajectories"] = [self.data.names[i] for i in val_ids]
+        train = self.data.subset(train_ids).transitions()
+        val: Transitions | None = None
+        if val_ids:
+            val = self.data.subset(val_ids).transitions()
+        elif mode == "transitions":
+            rng = np.random.default_rng(self.seed)
+            n = len(train)
+            n_val = max(1, int(round(n * self.params["val_fraction"])))
+            if n - n_val < 1:
+                raise InputError(
+                    "too few transitions to hold out a validation set",
+                    field="adata",
+                    fix="provide more time points or set val_fraction=0",
+                )
+            perm = rng.permutation(n)
+            val = train.take(np.sort(perm[:n_val]))
+            train = train.take(np.sort(perm[n_val:]))
+        self._train_tr, self._val_tr = train, val
+
+    # ------------------------------------------------------------------ training
+    def train(
+        self,
+        method: str = "dash",
+        *,
+        epochs: int = 200,
+        checkpoint: str | Path | None = None,
+        resume: bool = True,
+        checkpoint_every: int = 1,
+        callback: Callable[[dict[str, Any]], None] | None = None,
+        max_seconds: float | None = None,
+        **train_kwargs: Any,
+    ) -> GRNModel:
+        """Fit the vector field with a named method (see :data:`biostruct.grn.methods.METHODS`).
+
+        Parameters
+        ----------
+        method
+            ``dash``, ``imp``, ``prior_only``, ``phoenix``, ``dense``, ``posthoc``, ``l1``, ``lrr``.
+        epochs
+            Maximum epochs.
+        checkpoint
+            File for resumable checkpoints; with ``resume=True`` an existing one is continued.
+        train_kwargs
+            Overrides of :class:`TrainConfig`, the pruning schedule, DASH lambdas and the solver
+            (see :func:`biostruct.grn.methods.build_configs`), e.g. ``lr=3e-3``,
+            ``batch_size=32``, ``solver="rk4"``, ``lam_ppi=0.1``.
+        """
+        if self.data is None:
+            raise NotFittedError(
+                "this model was loaded without data", field="adata", fix="build GRNModel(adata)"
+            )
+        if method not in METHODS and method != "pilot":
+            raise ConfigError(
+                f"unknown method {method!r}", field="method", fix=f"use one of {', '.join(METHODS)}"
+            )
+        if method in NEEDS_PRIOR and self.prior is None:
+            raise PriorError(
+                f"method {method!r} needs a prior network",
+                field="prior",
+                fix="pass prior= (array, DataFrame or adata.varp key), or use method='imp'/'dense'",
+            )
+        cfg, pruning = build_configs(method, epochs, **train_kwargs)
+        self._fit(method, cfg, pruning, checkpoint, resume, checkpoint_every, callback, max_seconds)
+        return self
+
+    def _fit(
+        self,
+        method: str,
+        cfg: TrainConfig,
+        pruning: PruningConfig | None,
+        checkpoint: str | Path | None,
+        resume: bool,
+        checkpoint_every: int,
+        callback: Callable[[dict[str, Any]], None] | None,
+        max_seconds: float | None,
+    ) -> None:
+        field = PhoenixField(
+            len(self.var_names), self.params["hidden"], init=self.params["init"], seed=self.seed
+        )
+        trainer = Trainer(
+            field,
+            self._train_tr,
+            self._val_tr,
+            cfg,
+            prior=self.prior,
+            pruning=pruning,
+            seed=self.seed,
+            device=self.device,
+            ppi=self.ppi,
+        )
+        if checkpoint is not None and resume and Path(checkpoint).exists():
+            trainer.load_checkpoint(checkpoint)
+        t0 = time.perf_counter()
+        trainer.fit(
+            checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every,
+            callback=callback,
+            max_seconds=max_seconds,
+        )
+        self.train_seconds = time.perf_counter() - t0
+        trainer.restore_best()
+        self.trainer = trainer
+        self.module = trainer.field
+        self.method = method
+        self.solver = cfg.solver
+        self.history = trainer.history
+        self.events = trainer.events
+        self.params.update(
+            method=method,
+            epochs=cfg.epochs,
+            epochs_run=trainer.epoch,
+            best_epoch=trainer.best_epoch,
+            stopped_early=trainer.stopped_early,
+            train=cfg.to_dict(),
+            pruning=pruning.to_dict() if pruning else None,
+            device=str(self.device),
+        )
+
+    def _check_fitted(self) -> None:
+        if self.method is None:
+            raise NotFittedError("the model is not trained", field="model", fix="call .train()")
+
+    # ------------------------------------------------------------------ results
+    def effect_matrix(self) -> np.ndarray:
+        """Signed PHOENIX effect matrix (regulator rows, target columns), G x G."""
+        self._check_fitted()
+        return extract.effect_matrix(self.module)
+
+    def observed_states(self) -> np.ndarray:
+        if self.data is None:
+            raise NotFittedError("no data attached", field="adata", fix="pass states explicitly")
+        return np.concatenate(self.data.values)
+
+    def jacobian_effect(self, states: np.ndarray | None = None) -> np.ndarray:
+        """Mean Jacobian d f_j / d x_i over ``states`` (default: every observed state)."""
+        self._check_fitted()
+        return extract.jacobian_effect(
+            self.module, self.observed_states() if states is None else states
+        )
+
+    def top_edges(self, n: int = 50, *, kind: str = "effect") -> pd.DataFrame:
+        """The ``n`` strongest edges (``kind`` = ``"effect"`` or ``"jacobian"``)."""
+        m = self.effect_matrix() if kind == "effect" else self.jacobian_effect()
+        return extract.edge_table(m, self.var_names, top=n)
+
+    def sparsity(self) -> dict[str, float]:
+        """Fraction of zeros per layer and pooled (DASH definition)."""
+        return extract.layer_sparsity(self.module)
+
+    def evaluate(self, truth: np.ndarray) -> dict[str, Any]:
+        """Edge metrics of the effect matrix against a G x G ground truth, plus sparsity."""
+        out = metrics.edge_metrics(self.effect_matrix(), truth)
+        out["sparsity"] = self.sparsity()["pooled"]
+        return out
+
+    def predict(self, x0: np.ndarray, times: Sequence[float]) -> np.ndarray:
+        """Trajectories from initial states ``x0`` (B x G) at ``times``: (B, T, G)."""
+        self._check_fitted()
+        x0 = np.atleast_2d(np.asarray(x0, dtype=np.float64))
+        if x0.shape[1] != self.module.n_genes or not np.isfinite(x0).all():
+            raise InputError(
+                f"x0 must be finite with {self.module.n_genes} columns",
+                field="x0",
+                fix="pass states in the model's gene order",
+            )
+        return perturb.simulate(self.module, x0, times, self.solver)
+
+    def predict_trajectories(self, data: Trajectories) -> list[np.ndarray]:
+        """Each trajectory simulated from its first observed state over its own times."""
+        return [self.predict(v[0], t)[0] for t, v in zip(data.times, data.values)]
+
+    def test_mse(self, data: Trajectories | None = None) -> float:
+        """One-step MSE (from each observed state to the next) on held-out trajectories.
+
+        Defaults to the ``split == "test"`` observations given at construction.
+        """
+        self._check_fitted()
+        data = data if data is not None else self.test
+        if data is None:
+            return float("nan")
+        tr = data.transitions().to(self.device)
+        assert self.trainer is not None or True
+        from biostruct.grn.solve import integrate_transitions
+
+        with torch.no_grad():
+            pred = integrate_transitions(self.module, tr.x0, tr.dt, self.solver)
+        return float(((pred - tr.x1) ** 2).mean())
+
+    def _gene(self, gene: str | int) -> int:
+        if isinstance(gene, int | np.integer):
+            return int(gene)
+        try:
+            return self.var_names.index(str(gene))
+        except ValueError:
+            raise InputError(
+                f"unknown gene {gene!r}", field="gene", fix="use a name from adata.var_names"
+            ) from None
+
+    def knockout(
+        self,
+        gene: str | int,
+        *,
+        value: float = 0.0,
+        x0: np.ndarray | None = None,
+        times: Sequence[float] | None = None,
+    ) -> pd.DataFrame:
+        """Clamp ``gene`` to ``value`` (0 = knockout, e.g. 1 = overexpression) and report the
+        change of every other gene at the last time point (mean over initial states).
+
+        ``x0`` defaults to the first state of every trajectory, ``times`` to the longest
+        observed time grid.
+        """
+        self._check_fitted()
+        if self.data is None and (x0 is None or times is None):
+            raise InputError("no data attached", field="x0", fix="pass x0 and times")
+        if x0 is None:
+            x0 = np.stack([v[0] for v in self.data.values])  # type: ignore[union-attr]
+        if times is None:
+            times = max(self.data.times, key=len)  # type: ignore[union-attr]
+            times = np.asarray(times) - times[0]
+        return perturb.perturbation_effect(
+            self.module, x0, times, self._gene(gene), value, self.var_names, self.solver
+        )
+
+    def influence_scores(self, **kwargs: Any) -> pd.Series:
+        """PHOENIX influence score of every gene (see :func:`perturb.influence_scores`)."""
+        self._check_fitted()
+        return perturb.influence_scores(self.module, self.var_names, solver=self.solver, **kwargs)
+
+    # ------------------------------------------------------------------ io
+    def save(self, path: str | Path, *, overwrite: bool = True) -> Path:
+        """Write ``model.pt`` and ``meta.json`` into directory ``path`` atomically."""
+        self._check_fitted()
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise InputError(f"{path} exists", field="path", fix="pass overwrite=True")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp"))
+        try:
+            torch.save(
+                {k: v.detach().cpu() for k, v in self.module.state_dict().items()},
+                tmp / "model.pt",
+            )
+            meta = {
+                "var_names": self.var_names,
+                "params": _json_safe(self.params),
+                "method": self.method,
+                "solver": self.solver.to_dict(),
+                "history": _json_safe(self.history),
+                "events": _json_safe(self.events),
+                "train_seconds": self.train_seconds,
+            }
+            (tmp / "meta.json").write_text(json.dumps(meta))
+            if path.exists():
+                old = path.with_name(f".{path.name}.old")
+                if old.exists():
+                    shutil.rmtree(old)
+                os.replace(path, old)
+                os.replace(tmp, path)
+                shutil.rmtree(old)
+            else:
+                os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, adata: Any = None, *, device: str = "auto") -> GRNModel:
+        """Restore a model written by :meth:`save` (``adata`` optional, for data-based getters)."""
+        path = Path(path)
+        if not (path / "meta.json").is_file() or not (path / "model.pt").is_file():
+            raise InputError(
+                f"{path} is not a saved GRNModel", field="path", fix="pass a directory from .save()"
+            )
+        meta = json.loads((path / "meta.json").read_text())
+        params = meta["params"]
+        if adata is not None:
+            obj = cls(
+                adata,
+                None,
+                time_key=params["time_key"],
+                trajectory_key=params["trajectory_key"],
+                layer=params.get("layer"),
+                hidden=params["hidden"],
+                seed=params["seed"],
+                device=device,
+            )
+        else:
+            obj = cls(None, hidden=params["hidden"], device=device)
+            obj.var_names = list(meta["var_names"])
+        state = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
+        field = PhoenixField(len(meta["var_names"]), params["hidden"])
+        field.load_state_dict({k: v for k, v in state.items() if not k.endswith("_mask")})
+        obj.module = field.to(obj.device)
+        obj.params.update(params)
+        obj.method = meta["method"]
+        obj.solver = SolverConfig(**meta["solver"])
+        obj.history = meta["history"]
+        obj.events = meta["events"]
+        obj.train_seconds = meta["train_seconds"]
+        return obj
