@@ -77,18 +77,32 @@ def _matrix(adata: ad.AnnData, value: Any, name: str) -> np.ndarray | None:
     return m
 
 
+def _events(history: Mapping[str, Any]) -> list[float]:
+    """Pruning epochs: ``history["pruning_events"]`` or the ``events`` stored beside it."""
+    return event_epochs(history.get("pruning_events", history.get("_events")))
+
+
+def _series(history: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    return {k: v for k, v in as_series_dict(history).items() if not k.startswith("_")}
+
+
+def _epochs(series: Mapping[str, np.ndarray], y: np.ndarray) -> np.ndarray:
+    ep = series.get("epoch")
+    return ep if ep is not None and ep.size == y.size else np.arange(1, y.size + 1)
+
+
 def _loss_figure(history: Mapping[str, Any]) -> str | None:
     import plotly.graph_objects as go
 
-    series = as_series_dict(history)
+    series = _series(history)
     loss_keys = [k for k in series if "loss" in k.lower()]
     if not loss_keys:
         return None
     fig = go.Figure()
     for k in loss_keys:
         y = series[k]
-        fig.add_trace(go.Scatter(x=np.arange(1, y.size + 1), y=y, mode="lines", name=k))
-    for e in event_epochs(history.get("pruning_events")):
+        fig.add_trace(go.Scatter(x=_epochs(series, y), y=y, mode="lines", name=k))
+    for e in _events(history):
         fig.add_vline(x=e, line_dash="dot", line_color="#999")
     positive = all(np.nanmin(series[k]) > 0 for k in loss_keys)
     fig.update_layout(
@@ -105,13 +119,13 @@ def _density_figure(history: Mapping[str, Any], sparsity: Any) -> list[str]:
     import plotly.graph_objects as go
 
     blocks = []
-    series = as_series_dict(history)
+    series = _series(history)
     dens = {k: v for k, v in series.items() if "density" in k.lower() or "sparsity" in k.lower()}
     if dens:
         fig = go.Figure()
         for k, y in dens.items():
-            fig.add_trace(go.Scatter(x=np.arange(1, y.size + 1), y=y, mode="lines", name=k))
-        for e in event_epochs(history.get("pruning_events")):
+            fig.add_trace(go.Scatter(x=_epochs(series, y), y=y, mode="lines", name=k))
+        for e in _events(history):
             fig.add_vline(x=e, line_dash="dot", line_color="#999")
         fig.update_layout(
             title="Density per layer over the pruning schedule",
@@ -484,6 +498,8 @@ def grn_report(
     params = dict(info.get("params", {}))
     metrics = dict(info.get("metrics", {}))
     history = dict(info.get("history", {}))
+    if "events" in info and "pruning_events" not in history:
+        history["_events"] = info["events"]
     if isinstance(truth, str) and truth == "auto":
         truth = "true_network" if "true_network" in adata.varp else None
     T = _matrix(adata, truth, "truth")

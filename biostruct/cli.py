@@ -1,0 +1,888 @@
+"""The ``biostruct`` command: pipeline steps, datasets, reports, and Snakemake runs.
+
+Every workflow rule calls one subcommand here, so the Snakefile holds wiring only. Heavy imports
+(torch, scanpy, snakemake) happen inside the subcommands, which keeps ``biostruct --help`` fast.
+Every output is written to a temporary name and renamed at the end, so an interrupted step never
+leaves a file that looks complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from biostruct.errors import BiostructError, ConfigError, InputError
+
+__all__ = ["main", "build_parser", "workflow_dir"]
+
+_EPILOG = """\
+Typical use:
+  biostruct run all --cores 2                 both pipelines on the embedded demo data
+  biostruct run grn --config my.yaml -n       dry run of the GRN pipeline on your config
+  biostruct datasets list                     the datasets biostruct knows
+  biostruct grn fit prepared.h5ad --method dash --prior prior_noise_0.05 --out fitted.h5ad
+
+Each pipeline step is also a subcommand (see 'biostruct grn --help', 'biostruct multiomics
+--help'); the Snakemake workflows in workflows/ chain them.
+"""
+
+
+# ---------------------------------------------------------------------------------- file helpers
+def _tmp_sibling(path: Path, suffix: str = "") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
+def write_atomic(path: str | Path, writer: Callable[[Path], Any], suffix: str = "") -> Path:
+    """Call ``writer(tmp)`` on a temporary sibling of ``path``, then rename it to ``path``."""
+    path = Path(path)
+    tmp = _tmp_sibling(path, suffix)
+    try:
+        writer(tmp)
+        _publish(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _write_h5(obj: Any, path: str | Path) -> Path:
+    """Write AnnData (.h5ad) or MuData (.h5mu) atomically."""
+    suffix = Path(path).suffix
+    if suffix == ".h5mu":
+        return write_atomic(path, lambda p: obj.write(str(p)), ".h5mu")
+    return write_atomic(path, lambda p: obj.write_h5ad(p), ".h5ad")
+
+
+def _write_table(df: Any, path: str | Path, index: bool = False) -> Path:
+    """Write a DataFrame as .csv (or .parquet when the name says so) atomically."""
+    if str(path).endswith(".parquet"):
+        return write_atomic(path, lambda p: df.to_parquet(p, index=index), ".parquet")
+    return write_atomic(path, lambda p: df.to_csv(p, index=index), ".csv")
+
+
+def _write_json(obj: Any, path: str | Path) -> Path:
+    return write_atomic(
+        path, lambda p: p.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
+    )
+
+
+def _json_default(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def _save_dir_atomic(path: str | Path, saver: Callable[[Path], Any]) -> Path:
+    """``saver(tmpdir)`` fills a temporary folder that then replaces ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        saver(tmp / "model")
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp / "model", path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def _need_file(path: str | Path, field: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p} does not exist", field=field, fix="check the path.")
+    return p
+
+
+def _read_h5(path: str | Path, field: str = "input") -> Any:
+    p = _need_file(path, field)
+    if p.suffix == ".h5mu":
+        import mudata as md
+
+        md.set_options(pull_on_update=False)
+        return md.read_h5mu(p)
+    if p.suffix == ".h5ad":
+        import anndata as ad
+
+        return ad.read_h5ad(p)
+    raise InputError(
+        f"{p} is neither .h5ad nor .h5mu", field=field, fix="give an AnnData .h5ad or MuData .h5mu."
+    )
+
+
+def _load_config(path: str | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    import yaml
+
+    p = _need_file(path, "--config")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML ({exc})", field=str(p), fix="fix the YAML syntax.")
+    if not isinstance(data, dict):
+        raise ConfigError(
+            "the top level must be a mapping", field=str(p), fix="use key: value lines."
+        )
+    return data
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+# ---------------------------------------------------------------------------------- datasets
+def cmd_datasets_list(args: argparse.Namespace) -> int:
+    from biostruct import datasets
+
+    try:
+        cat = datasets.catalog()
+    except AttributeError:  # pragma: no cover - older datasets module
+        cat = None
+    if cat is not None and len(cat):
+        print(cat.to_string())
+    else:
+        for name in datasets.list():
+            print(name)
+    return 0
+
+
+def cmd_datasets_fetch(args: argparse.Namespace) -> int:
+    from biostruct import datasets
+
+    paths = datasets.fetch(args.name)
+    items = paths.items() if isinstance(paths, dict) else enumerate(paths)
+    for _, p in items:
+        print(p)
+    return 0
+
+
+# ---------------------------------------------------------------------------------- GRN steps
+def _grn_source(args: argparse.Namespace) -> Any:
+    from biostruct import datasets
+
+    if args.source == "simulate":
+        times = tuple(float(t) for t in args.times) if args.times else (0.0, 2.0, 3.0, 7.0, 9.0)
+        return datasets.simulate_sim690(
+            n_trajectories=args.n_trajectories, times=times, noise_sd=args.noise_sd, seed=args.seed
+        )
+    if args.source == "dataset":
+        if not args.name:
+            raise ConfigError(
+                "--name is required with --source dataset",
+                field="--name",
+                fix="name a dataset from 'biostruct datasets list'.",
+            )
+        return datasets.load(args.name)
+    if args.source == "file":
+        if not args.path:
+            raise ConfigError(
+                "--path is required with --source file", field="--path", fix="give your .h5ad file."
+            )
+        return _read_h5(args.path, "--path")
+    raise ConfigError(
+        f"unknown source {args.source!r}", field="--source", fix="use simulate, dataset or file."
+    )  # pragma: no cover
+
+
+def cmd_grn_prepare(args: argparse.Namespace) -> int:
+    """Load or simulate the AnnData, attach a prior file, optionally keep the top-variance genes."""
+    import numpy as np
+
+    _seed_everything(args.seed)
+    adata = _grn_source(args)
+    for key in (args.time_key, args.trajectory_key):
+        if key not in adata.obs:
+            raise InputError(
+                f"column {key!r} not in obs (columns: {list(adata.obs.columns)[:10]})",
+                field=f"obs[{key!r}]",
+                fix="set time_key / trajectory_key in the config to your obs columns.",
+            )
+    if args.prior_file:
+        from biostruct.datasets import read_prior
+
+        prior = read_prior(_need_file(args.prior_file, "--prior-file"), adata.var_names)
+        adata.varp["prior"] = np.asarray(
+            getattr(prior, "toarray", lambda: prior)(), dtype=np.float32
+        )
+    if args.n_genes and args.n_genes < adata.n_vars:
+        X = adata.X.toarray() if hasattr(adata.X, "toarray") else np.asarray(adata.X)
+        keep = np.sort(np.argsort(-X.var(axis=0), kind="stable")[: args.n_genes])
+        adata = adata[:, keep].copy()
+    adata.uns["biostruct_prepare"] = {
+        "source": args.source,
+        "name": args.name or "",
+        "path": str(args.path or ""),
+        "seed": args.seed,
+    }
+    _write_h5(adata, args.out)
+    print(f"prepared {adata.n_obs} observations x {adata.n_vars} genes -> {args.out}")
+    return 0
+
+
+def cmd_grn_fit(args: argparse.Namespace) -> int:
+    """Fit one method; write the fitted AnnData, the model folder, predictions and knockouts."""
+    import numpy as np
+    import pandas as pd
+
+    from biostruct.grn.api import infer_grn
+
+    _seed_everything(args.seed)
+    adata = _read_h5(args.input)
+    prior = None if args.prior in (None, "", "none") else args.prior
+    truth = None if args.truth in (None, "", "none") else args.truth
+    if truth is not None and truth not in adata.varp:
+        truth = None  # no ground truth for this data set: metrics are skipped
+    extra = json.loads(args.train_kwargs) if args.train_kwargs else {}
+    t0 = time.perf_counter()
+    model = infer_grn(
+        adata,
+        prior,
+        time_key=args.time_key,
+        trajectory_key=args.trajectory_key,
+        method=args.method,
+        key_added=args.key,
+        hidden=args.hidden,
+        epochs=args.epochs,
+        device=args.device,
+        seed=args.seed,
+        truth=truth,
+        predict=True,
+        **extra,
+    )
+    runtime = time.perf_counter() - t0
+    if args.knockouts > 0:
+        W = np.abs(np.asarray(adata.varp[args.key]))
+        np.fill_diagonal(W, 0.0)
+        regs = np.argsort(-W.sum(axis=1), kind="stable")[: args.knockouts]
+        frames = []
+        for g in regs:
+            name = str(adata.var_names[g])
+            eff = model.knockout(name)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "knocked_out": name,
+                        "target": eff.index.astype(str),
+                        "effect": eff["delta"].to_numpy(dtype=float),
+                    }
+                )
+            )
+        adata.uns[args.key]["knockout"] = pd.concat(frames, ignore_index=True)
+    adata.uns[args.key]["runtime_s"] = float(runtime)
+    adata.uns[args.key]["device"] = str(getattr(model, "device", args.device))
+    if args.model_dir:
+        _save_dir_atomic(args.model_dir, lambda p: model.save(p))
+    _write_h5(adata, args.out)
+    print(f"fitted {args.method} in {runtime:.1f} s -> {args.out}")
+    return 0
+
+
+def cmd_grn_evaluate(args: argparse.Namespace) -> int:
+    """Extract the edge list and, where a ground truth exists, the edge metrics."""
+    import numpy as np
+
+    from biostruct.report.grn import edge_table
+
+    adata = _read_h5(args.input)
+    if args.key not in adata.varp:
+        raise InputError(
+            f"no network under varp[{args.key!r}]",
+            field="--key",
+            fix="run 'biostruct grn fit' first or pass its --key.",
+        )
+    W = np.asarray(getattr(adata.varp[args.key], "toarray", lambda: adata.varp[args.key])())
+    truth = adata.varp[args.truth] if args.truth and args.truth in adata.varp else None
+    T = None if truth is None else np.asarray(getattr(truth, "toarray", lambda: truth)())
+    edges = edge_table(W, list(map(str, adata.var_names)), T)
+    _write_table(edges.head(args.top) if args.top else edges, args.edges)
+    info = adata.uns.get(args.key, {})
+    metrics: dict[str, Any] = {
+        "method": str(info.get("params", {}).get("method", "")),
+        "n_genes": int(adata.n_vars),
+        "n_edges": int(len(edges)),
+        "runtime_s": float(info.get("runtime_s", np.nan)),
+    }
+    if "test_mse" in info:
+        metrics["test_mse"] = float(info["test_mse"])
+    if T is not None:
+        from biostruct.grn import metrics as gm
+
+        full = gm.edge_metrics(W, T)
+        metrics.update({k: v for k, v in full.items() if isinstance(v, int | float | np.number)})
+        adata.uns[args.key]["metrics"] = {
+            k: float(v) for k, v in full.items() if isinstance(v, int | float | np.number)
+        }
+    metrics["run"] = args.label or ""
+    _write_json(metrics, args.metrics)
+    _write_h5(adata, args.out)
+    summary = ", ".join(f"{k}={v:.3f}" for k, v in metrics.items() if k in ("auroc", "ap"))
+    print(f"{len(edges)} edges{'; ' + summary if summary else ''} -> {args.out}")
+    return 0
+
+
+def cmd_grn_summarise(args: argparse.Namespace) -> int:
+    """Collect the metrics JSON files of a fan-out into one table."""
+    import pandas as pd
+
+    rows = [json.loads(_need_file(p, "metrics").read_text()) for p in args.metrics]
+    _write_table(pd.DataFrame(rows), args.out)
+    print(f"{len(rows)} runs -> {args.out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------- multi-omics
+def cmd_mo_prepare(args: argparse.Namespace) -> int:
+    """Load a MuData (dataset or file), optionally subsample cells and keep top features."""
+    import numpy as np
+
+    _seed_everything(args.seed)
+    if args.source == "dataset":
+        from biostruct import datasets
+
+        if not args.name:
+            raise ConfigError(
+                "--name is required with --source dataset",
+                field="--name",
+                fix="name a dataset from 'biostruct datasets list'.",
+            )
+        mdata = datasets.load(args.name)
+    else:
+        if not args.path:
+            raise ConfigError(
+                "--path is required with --source file", field="--path", fix="give your .h5mu file."
+            )
+        mdata = _read_h5(args.path, "--path")
+    if not hasattr(mdata, "mod"):
+        raise InputError(
+            "the input is not a MuData",
+            field="--path",
+            fix="give a .h5mu with one modality per omic.",
+        )
+    import mudata as md
+
+    md.set_options(pull_on_update=False)
+    if args.n_cells and args.n_cells < mdata.n_obs:
+        rng = np.random.default_rng(args.seed)
+        keep = np.sort(rng.choice(mdata.n_obs, size=args.n_cells, replace=False))
+        mdata = mdata[mdata.obs_names[keep]].copy()
+    if args.max_features:
+        mods = {}
+        for name, a in mdata.mod.items():
+            if a.n_vars > args.max_features:
+                X = a.X
+                s = np.asarray(X.sum(axis=0)).ravel()
+                keep = np.sort(np.argsort(-s, kind="stable")[: args.max_features])
+                a = a[:, keep].copy()
+            mods[name] = a
+        obs = mdata.obs.copy()
+        mdata = md.MuData(mods)
+        mdata.obs = obs.loc[mdata.obs_names]
+    if args.label_key and args.label_key not in mdata.obs:
+        for name, a in mdata.mod.items():
+            if args.label_key in a.obs:
+                mdata.obs[args.label_key] = a.obs[args.label_key].reindex(mdata.obs_names)
+                break
+        else:
+            raise InputError(
+                f"{args.label_key!r} is not a column of obs",
+                field="label_key",
+                fix=f"choose one of {list(mdata.obs.columns)[:10]} or set it to null.",
+            )
+    _write_h5(mdata, args.out)
+    shapes = ", ".join(f"{k} {a.n_obs}x{a.n_vars}" for k, a in mdata.mod.items())
+    print(f"prepared {shapes} -> {args.out}")
+    return 0
+
+
+def cmd_mo_fit(args: argparse.Namespace) -> int:
+    """Fit the DAG-VAE; write the fitted MuData and the model folder."""
+    from biostruct.multiomics.api import dag_vae
+
+    _seed_everything(args.seed)
+    mdata = _read_h5(args.input)
+    graph = None
+    if args.graph:
+        graph = (
+            _need_file(args.graph, "--graph")
+            if not args.graph.lstrip().startswith("{")
+            else json.loads(args.graph)
+        )
+    extra = json.loads(args.train_kwargs) if args.train_kwargs else {}
+    t0 = time.perf_counter()
+    model = dag_vae(
+        mdata,
+        graph,
+        key_added=args.key,
+        n_latent=args.n_latent,
+        max_epochs=args.max_epochs,
+        batch_key=args.batch_key or None,
+        device=args.device,
+        seed=args.seed,
+        **extra,
+    )
+    runtime = time.perf_counter() - t0
+    mdata.uns[args.key]["runtime_s"] = float(runtime)
+    if args.model_dir:
+        _save_dir_atomic(args.model_dir, lambda p: model.save(p))
+    _write_h5(mdata, args.out)
+    print(f"fitted DAG-VAE in {runtime:.1f} s -> {args.out}")
+    return 0
+
+
+def cmd_mo_analyse(args: argparse.Namespace) -> int:
+    """UMAP per component, then differential analysis of each cluster against the rest."""
+    import numpy as np
+    import pandas as pd
+
+    from biostruct.multiomics.model import DAGVAE
+
+    _seed_everything(args.seed)
+    mdata = _read_h5(args.input)
+    key = args.key
+    comps = [
+        k[len(f"X_{key}_") :]
+        for k in mdata.obsm.keys()
+        if k.startswith(f"X_{key}_") and not k.endswith(("_hat", "_umap"))
+    ]
+    if not comps:
+        raise InputError(
+            f"no latents obsm['X_{key}_<component>']",
+            field="--key",
+            fix="run 'biostruct multiomics fit' first or pass its --key.",
+        )
+    if args.umap:
+        import anndata as ad
+        import scanpy as sc
+
+        for c in comps:
+            tmp = ad.AnnData(np.zeros((mdata.n_obs, 1), dtype=np.float32))
+            tmp.obsm["Z"] = np.asarray(mdata.obsm[f"X_{key}_{c}"])
+            sc.pp.neighbors(
+                tmp, use_rep="Z", n_neighbors=min(15, mdata.n_obs - 1), random_state=args.seed
+            )
+            sc.tl.umap(tmp, random_state=args.seed)
+            mdata.obsm[f"X_{key}_{c}_umap"] = tmp.obsm["X_umap"]
+    model = DAGVAE.load(_need_file(args.model_dir, "--model-dir"), mdata, device=args.device)
+    graph = mdata.uns[key]["graph"]
+    de_dir = Path(args.de_dir)
+    tables: dict[str, pd.DataFrame] = {}
+    for comp in graph["components"]:
+        cname = str(comp["name"])
+        ckey = f"{key}_cluster_{cname}"
+        if ckey not in mdata.obs:
+            continue
+        counts = mdata.obs[ckey].value_counts()
+        groups = [g for g in counts.index if counts[g] >= args.min_cells][: args.max_groups]
+        mods = np.atleast_1d(np.asarray(comp.get("modalities", []), dtype=object))
+        for m in mods:
+            for g in groups:
+                df = model.differential(
+                    str(m),
+                    groupby=ckey,
+                    group1=g,
+                    obs=mdata.obs,
+                    n_cells=args.de_cells,
+                    n_samples=args.de_samples,
+                    seed=args.seed,
+                )
+                df = df.reset_index().rename(columns={df.index.name or "index": "feature"})
+                tables[f"{m}: {cname} cluster {g} vs rest"] = df
+    de_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, (name, df) in enumerate(tables.items()):
+        fn = f"de_{i:02d}.csv"
+        _write_table(df, de_dir / fn)
+        rows.append(
+            {
+                "file": fn,
+                "comparison": name,
+                "n_features": len(df),
+                "n_de": int(df["is_de_fdr"].sum()) if "is_de_fdr" in df else -1,
+            }
+        )
+    _write_table(
+        pd.DataFrame(rows, columns=["file", "comparison", "n_features", "n_de"]),
+        de_dir / "index.csv",
+    )
+    _write_h5(mdata, args.out)
+    print(f"{len(comps)} components, {len(tables)} differential tables -> {args.out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------- reports
+def _provenance(args: argparse.Namespace, info: dict[str, Any], inputs: Sequence[str]) -> dict:
+    from biostruct.report import collect_provenance
+
+    params = dict(info.get("params", {}))
+    cfg = _load_config(args.config) if getattr(args, "config", None) else None
+    return collect_provenance(
+        config=cfg,
+        inputs=inputs,
+        seed=params.get("seed"),
+        device=info.get("device", params.get("device")),
+        runtime_s=info.get("runtime_s", info.get("train_seconds")),
+    )
+
+
+def cmd_report_grn(args: argparse.Namespace) -> int:
+    from biostruct.report import grn_report
+
+    adata = _read_h5(args.input)
+    prov = _provenance(args, dict(adata.uns.get(args.key, {})), [args.input, *args.inputs])
+    grn_report(
+        adata,
+        args.out,
+        key=args.key,
+        truth=args.truth if args.truth != "none" else None,
+        genes=args.genes or None,
+        provenance=prov,
+        title=args.title,
+    )
+    print(f"report -> {args.out}")
+    return 0
+
+
+def cmd_report_multiomics(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from biostruct.report import multiomics_report
+
+    mdata = _read_h5(args.input)
+    diff = None
+    if args.de_dir:
+        index = Path(args.de_dir) / "index.csv"
+        if index.exists():
+            idx = pd.read_csv(index)
+            diff = {r.comparison: pd.read_csv(Path(args.de_dir) / r.file) for r in idx.itertuples()}
+    prov = _provenance(args, dict(mdata.uns.get(args.key, {})), [args.input, *args.inputs])
+    multiomics_report(
+        mdata,
+        args.out,
+        key=args.key,
+        label_key=args.label_key or None,
+        differential=diff,
+        provenance=prov,
+        title=args.title,
+    )
+    print(f"report -> {args.out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------- run
+def workflow_dir() -> Path:
+    """The folder holding the Snakefile (``BIOSTRUCT_WORKFLOW`` overrides)."""
+    env = os.environ.get("BIOSTRUCT_WORKFLOW")
+    cands = [Path(env)] if env else []
+    cands.append(Path(__file__).resolve().parents[1] / "workflows")
+    for c in cands:
+        if (c / "Snakefile").is_file():
+            return c
+    raise ConfigError(
+        "the Snakemake workflow folder was not found",
+        field="BIOSTRUCT_WORKFLOW",
+        fix="run from a source checkout, or point BIOSTRUCT_WORKFLOW at the 'workflows' folder.",
+    )
+
+
+def snakemake_command(args: argparse.Namespace) -> list[str]:
+    """The ``python -m snakemake`` command line that ``biostruct run`` executes."""
+    wf = workflow_dir()
+    target = {"grn": "grn_all", "multiomics": "multiomics_all", "all": "all"}[args.pipeline]
+    config = args.config or str(wf / "config" / "default.yaml")
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        target,
+        "--snakefile",
+        str(wf / "Snakefile"),
+        "--configfile",
+        str(_need_file(config, "--config")),
+        "--directory",
+        str(Path(args.directory).resolve()),
+        "--cores",
+        str(args.cores),
+        "--printshellcmds",
+        "--show-failed-logs",
+    ]
+    if args.profile:
+        prof = Path(args.profile)
+        if not prof.exists() and (wf / "profiles" / args.profile).is_dir():
+            prof = wf / "profiles" / args.profile
+        cmd += ["--workflow-profile", str(prof)]
+    else:
+        cmd += ["--workflow-profile", "none"]
+    if args.dry_run:
+        cmd.append("--dry-run")
+    if args.device:
+        cmd += ["--config", f"device={args.device}"]
+    if args.report:
+        cmd += ["--report", str(Path(args.report).resolve())]
+    cmd += list(args.snakemake_args or [])
+    return cmd
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cmd = snakemake_command(args)
+    print("+ " + " ".join(cmd), flush=True)
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return subprocess.call(cmd, env=env)
+
+
+# ---------------------------------------------------------------------------------- parser
+def _common_fit(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--key", default=None, help="key_added of the results")
+    p.add_argument(
+        "--train-kwargs",
+        default="",
+        metavar="JSON",
+        help="extra training options as a JSON object, e.g. '{\"lr\": 0.005}'",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of the ``biostruct`` command."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    top = argparse.ArgumentParser(
+        prog="biostruct",
+        description="Structure-guided models for single-cell data: DASH-pruned neural-ODE gene "
+        "regulatory networks and DAG-structured multi-omics VAEs, with Snakemake pipelines.",
+        epilog=_EPILOG,
+        formatter_class=fmt,
+    )
+    from biostruct import __version__
+
+    top.add_argument("--version", action="version", version=f"biostruct {__version__}")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    # run
+    p = sub.add_parser(
+        "run",
+        help="run a pipeline with Snakemake",
+        description="Run a pipeline end to end with Snakemake. Results go under "
+        "<directory>/results/.",
+        formatter_class=fmt,
+    )
+    p.add_argument("pipeline", choices=["grn", "multiomics", "all"])
+    p.add_argument("--config", help="config YAML (default: workflows/config/default.yaml)")
+    p.add_argument("--profile", help="Snakemake profile: local, slurm, kubernetes or a folder")
+    p.add_argument("--cores", default="1", help="CPU cores to use (a number or 'all'; default 1)")
+    p.add_argument("--directory", default=".", help="run directory (default: current folder)")
+    p.add_argument("-n", "--dry-run", action="store_true", help="show the jobs, run nothing")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the config device")
+    p.add_argument("--report", help="also build Snakemake's report (.html or .zip) after the run")
+    p.add_argument(
+        "snakemake_args",
+        nargs=argparse.REMAINDER,
+        help="after '--': more options passed to Snakemake",
+    )
+    p.set_defaults(func=cmd_run)
+
+    # datasets
+    d = sub.add_parser("datasets", help="list or download datasets")
+    dsub = d.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = dsub.add_parser(
+        "list", help="the datasets biostruct knows (embedded ones need no download)"
+    )
+    p.set_defaults(func=cmd_datasets_list)
+    p = dsub.add_parser("fetch", help="download a dataset (checksum-verified) and print its files")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_datasets_fetch)
+
+    # grn
+    g = sub.add_parser("grn", help="GRN pipeline steps: prepare, fit, evaluate, summarise")
+    gsub = g.add_subparsers(dest="action", metavar="STEP", required=True)
+    p = gsub.add_parser(
+        "prepare",
+        help="load or simulate trajectories into an .h5ad",
+        description="Write an AnnData (observations x genes, obs time and "
+        "trajectory) ready for 'grn fit'.",
+    )
+    p.add_argument(
+        "--source",
+        choices=["simulate", "dataset", "file"],
+        default="simulate",
+        help="simulate SIM690 trajectories, load a named dataset, or read your .h5ad",
+    )
+    p.add_argument("--name", help="dataset name (with --source dataset)")
+    p.add_argument("--path", help="your .h5ad (with --source file)")
+    p.add_argument("--n-trajectories", type=int, default=10, help="simulated trajectories")
+    p.add_argument("--times", nargs="+", help="simulated time points (default 0 2 3 7 9)")
+    p.add_argument("--noise-sd", type=float, default=0.0, help="noise added to simulated data")
+    p.add_argument(
+        "--prior-file",
+        help="prior network CSV (matrix or source,target,weight); stored as varp['prior']",
+    )
+    p.add_argument(
+        "--n-genes", type=int, default=0, help="keep only the N most variable genes (0: all)"
+    )
+    p.add_argument("--time-key", default="time")
+    p.add_argument("--trajectory-key", default="trajectory")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output .h5ad")
+    p.set_defaults(func=cmd_grn_prepare)
+
+    p = gsub.add_parser("fit", help="fit DASH or a baseline; write fitted .h5ad and model")
+    p.add_argument("input", help="prepared .h5ad")
+    p.add_argument(
+        "--method",
+        default="dash",
+        help="dash, imp, prior_only, phoenix, dense, posthoc, l1, lrr, pilot",
+    )
+    p.add_argument("--prior", default="prior", help="varp key of the prior ('none' for no prior)")
+    p.add_argument("--truth", default="true_network", help="varp key of the ground truth, if any")
+    p.add_argument("--hidden", type=int, default=40, help="hidden width of the vector field")
+    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument(
+        "--knockouts",
+        type=int,
+        default=3,
+        help="simulate knockouts of the N strongest regulators (0: none)",
+    )
+    p.add_argument("--time-key", default="time")
+    p.add_argument("--trajectory-key", default="trajectory")
+    p.add_argument("--model-dir", help="folder to save the trained model in")
+    p.add_argument("--out", required=True, help="output .h5ad")
+    _common_fit(p)
+    p.set_defaults(func=cmd_grn_fit, key="grn")
+
+    p = gsub.add_parser("evaluate", help="edge list and metrics against the ground truth")
+    p.add_argument("input", help="fitted .h5ad")
+    p.add_argument("--truth", default="true_network", help="varp key of the ground truth, if any")
+    p.add_argument("--key", default="grn")
+    p.add_argument("--top", type=int, default=0, help="write only the top N edges (0: all)")
+    p.add_argument("--label", default="", help="run label stored in the metrics")
+    p.add_argument("--edges", required=True, help="output edge table (.csv or .parquet)")
+    p.add_argument("--metrics", required=True, help="output metrics .json")
+    p.add_argument("--out", required=True, help="output .h5ad (metrics added)")
+    p.set_defaults(func=cmd_grn_evaluate)
+
+    p = gsub.add_parser("summarise", help="one table from many metrics .json files")
+    p.add_argument("metrics", nargs="+")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_grn_summarise)
+
+    # multiomics
+    m = sub.add_parser("multiomics", help="multi-omics pipeline steps: prepare, fit, analyse")
+    msub = m.add_subparsers(dest="action", metavar="STEP", required=True)
+    p = msub.add_parser("prepare", help="load a MuData, optionally subsample")
+    p.add_argument("--source", choices=["dataset", "file"], default="dataset")
+    p.add_argument("--name", help="dataset name (with --source dataset)")
+    p.add_argument("--path", help="your .h5mu (with --source file)")
+    p.add_argument("--n-cells", type=int, default=0, help="random subsample of N cells (0: all)")
+    p.add_argument(
+        "--max-features",
+        type=int,
+        default=0,
+        help="keep the N features with most counts per modality (0: all)",
+    )
+    p.add_argument("--label-key", default="", help="obs column of known cell labels, if any")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output .h5mu")
+    p.set_defaults(func=cmd_mo_prepare)
+
+    p = msub.add_parser("fit", help="fit the DAG-VAE; write fitted .h5mu and model")
+    p.add_argument("input", help="prepared .h5mu")
+    p.add_argument(
+        "--graph", help="DAG YAML file (default: ATAC -> RNA, else one root per modality)"
+    )
+    p.add_argument("--n-latent", type=int, default=10)
+    p.add_argument("--max-epochs", type=int, default=100)
+    p.add_argument("--batch-key", default="", help="obs column of batches, if any")
+    p.add_argument("--model-dir", help="folder to save the trained model in")
+    p.add_argument("--out", required=True, help="output .h5mu")
+    _common_fit(p)
+    p.set_defaults(func=cmd_mo_fit, key="dagvae")
+
+    p = msub.add_parser("analyse", help="UMAPs per component and differential analysis")
+    p.add_argument("input", help="fitted .h5mu")
+    p.add_argument("--model-dir", required=True, help="the model folder written by 'fit'")
+    p.add_argument("--key", default="dagvae")
+    p.add_argument("--no-umap", dest="umap", action="store_false", help="skip the UMAPs")
+    p.add_argument("--max-groups", type=int, default=3, help="clusters tested per component")
+    p.add_argument("--min-cells", type=int, default=10, help="smallest cluster tested")
+    p.add_argument("--de-cells", type=int, default=200, help="cells drawn per group")
+    p.add_argument("--de-samples", type=int, default=10, help="posterior samples per cell")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--de-dir", required=True, help="output folder of differential tables")
+    p.add_argument("--out", required=True, help="output .h5mu")
+    p.set_defaults(func=cmd_mo_analyse)
+
+    # report
+    r = sub.add_parser("report", help="build a self-contained HTML report")
+    rsub = r.add_subparsers(dest="kind", metavar="KIND", required=True)
+    for kind, func, key in (
+        ("grn", cmd_report_grn, "grn"),
+        ("multiomics", cmd_report_multiomics, "dagvae"),
+    ):
+        p = rsub.add_parser(kind, help=f"HTML report of a {kind} result file")
+        p.add_argument("input", help="result .h5ad" if kind == "grn" else "result .h5mu")
+        p.add_argument("--out", required=True, help="output .html")
+        p.add_argument("--key", default=key)
+        p.add_argument("--config", help="run config to show under provenance")
+        p.add_argument("--inputs", nargs="*", default=[], help="more input files to checksum")
+        p.add_argument("--title")
+        if kind == "grn":
+            p.add_argument("--truth", default="auto", help="varp key of the ground truth, 'none'")
+            p.add_argument("--genes", nargs="*", help="genes for observed-vs-predicted plots")
+        else:
+            p.add_argument("--label-key", default="", help="obs column of known cell labels")
+            p.add_argument("--de-dir", help="folder of differential tables from 'analyse'")
+        p.set_defaults(func=func)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``biostruct`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "snakemake_args", None) and args.snakemake_args[0] == "--":
+        args.snakemake_args = args.snakemake_args[1:]
+    try:
+        return int(args.func(args) or 0)
+    except BiostructError as exc:
+        print(f"biostruct: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("biostruct: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into e.g. `head`
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,92 @@
+# Multi-omics pipeline: prepare (MuData) -> fit DAG-VAE -> embed/cluster + differential
+# analysis -> report.
+
+
+rule multiomics_prepare:
+    output:
+        "results/multiomics/{dataset}/prepared.h5mu",
+    params:
+        args=mo_prepare_args,
+    log:
+        "logs/multiomics/{dataset}/prepare.log",
+    benchmark:
+        "benchmarks/multiomics/{dataset}/prepare.tsv"
+    conda:
+        ENV
+    shell:
+        "biostruct multiomics prepare {params.args} --out {output} > {log} 2>&1"
+
+
+rule multiomics_fit:
+    input:
+        "results/multiomics/{dataset}/prepared.h5mu",
+    output:
+        h5mu="results/multiomics/{dataset}/fitted.h5mu",
+        model=directory("results/multiomics/{dataset}/model"),
+    params:
+        args=mo_fit_args,
+    log:
+        "logs/multiomics/{dataset}/fit.log",
+    benchmark:
+        "benchmarks/multiomics/{dataset}/fit.tsv"
+    threads: 1
+    resources:
+        gpu=gpu_count(),
+        gpu_manufacturer="nvidia",
+        runtime=config["runtime_min"],
+        mem_mb=config["mem_mb"],
+    conda:
+        ENV
+    shell:
+        "OMP_NUM_THREADS={threads} biostruct multiomics fit {input} {params.args}"
+        " --model-dir {output.model} --out {output.h5mu} > {log} 2>&1"
+
+
+rule multiomics_analyse:
+    input:
+        h5mu="results/multiomics/{dataset}/fitted.h5mu",
+        model="results/multiomics/{dataset}/model",
+    output:
+        h5mu="results/multiomics/{dataset}/analysed.h5mu",
+        de=directory("results/multiomics/{dataset}/differential"),
+    params:
+        args=mo_analyse_args,
+    log:
+        "logs/multiomics/{dataset}/analyse.log",
+    benchmark:
+        "benchmarks/multiomics/{dataset}/analyse.tsv"
+    threads: 1
+    resources:
+        gpu=gpu_count(),
+        gpu_manufacturer="nvidia",
+    conda:
+        ENV
+    shell:
+        "OMP_NUM_THREADS={threads} biostruct multiomics analyse {input.h5mu} {params.args}"
+        " --model-dir {input.model} --de-dir {output.de} --out {output.h5mu} > {log} 2>&1"
+
+
+rule multiomics_report:
+    input:
+        h5mu="results/multiomics/{dataset}/analysed.h5mu",
+        de="results/multiomics/{dataset}/differential",
+        config="results/config.yaml",
+    output:
+        report(
+            "results/multiomics/{dataset}/report.html",
+            caption="../report/multiomics_report.rst",
+            category="Multi-omics",
+            labels={"dataset": "{dataset}"},
+        ),
+    params:
+        label=mo_label_key,
+    log:
+        "logs/multiomics/{dataset}/report.log",
+    benchmark:
+        "benchmarks/multiomics/{dataset}/report.tsv"
+    conda:
+        ENV
+    shell:
+        "biostruct report multiomics {input.h5mu} --de-dir {input.de}"
+        " --label-key '{params.label}' --config {input.config}"
+        " --title 'Multi-omics: {wildcards.dataset}' --out {output} > {log} 2>&1"
