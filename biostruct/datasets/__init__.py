@@ -30,6 +30,18 @@ What the loaders return:
 - ``pbmc_citeseq``: MuData ``rna`` (200 x 16,581 counts) and ``prot`` (200 x 29 protein counts,
   from the original ``obsm["protein_expression"]``).
 
+Embedded (no download, no data directory; ``bs.datasets.list(embedded=True)``):
+
+- ``snareseq_demo``: MuData like ``snareseq`` for a label-stratified subsample of 2,000 cells,
+  all 1,677 genes and the 4,000 most frequently accessible peaks (built by
+  ``python -m biostruct.datasets.build_embedded``).
+- ``sim690_demo``: ``simulate_sim690(20, seed=0)``.
+
+Simulation::
+
+    adata = bs.datasets.simulate_sim690(150, noise_sd=0.025, seed=0)
+    noisy = bs.datasets.corrupt_prior(adata.varp["true_network"], noise=0.05, seed=0)
+
 Every returned object carries ``uns["dataset"]`` (name, loader, license, citation, per-file
 path/sha256/url).
 """
@@ -39,6 +51,16 @@ from __future__ import annotations
 from biostruct.datasets.access import catalog, fetch, load
 from biostruct.datasets.access import list_datasets as list  # noqa: A001
 from biostruct.datasets.priors import edges_to_matrix, matrix_to_edges, read_prior
+from biostruct.datasets.simulator import (
+    OdeSystem,
+    corrupt_prior,
+    random_initial_states,
+    sim350_system,
+    sim690_system,
+    simulate_ode_system,
+    simulate_sim350,
+    simulate_sim690,
+)
 from biostruct.datasets.trajectories import (
     read_gene_names,
     read_trajectories,
@@ -46,14 +68,22 @@ from biostruct.datasets.trajectories import (
 )
 
 __all__ = [
+    "OdeSystem",
     "catalog",
+    "corrupt_prior",
     "edges_to_matrix",
     "fetch",
     "list",
     "load",
     "matrix_to_edges",
+    "random_initial_states",
     "read_gene_names",
     "read_prior",
     "read_trajectories",
+    "sim350_system",
+    "sim690_system",
+    "simulate_ode_system",
+    "simulate_sim350",
+    "simulate_sim690",
     "write_trajectories",
 ]

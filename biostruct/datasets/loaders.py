@@ -33,6 +33,7 @@ class LoaderSpec:
     manifest: str | None
     keys: tuple[str, ...] = ()
     description: str = ""
+    license: str = ""
 
     @property
     def embedded(self) -> bool:
@@ -288,4 +289,95 @@ _spec(
 )
 _spec(
     "pbmc_citeseq", _load_pbmc_citeseq, "pbmc_citeseq_200", "CITE-seq MuData rna + prot, 200 cells"
+)
+
+
+# --- embedded datasets (shipped in the package; no files to fetch) ---------------------------
+
+EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded"
+
+
+def _load_snareseq_demo() -> Any:
+    """The embedded SNARE-seq subsample (see ``build_embedded.py``) as a MuData."""
+    import gzip
+
+    import anndata as ad
+    import mudata as md
+    import scipy.sparse as sp
+
+    with np.load(EMBEDDED_DIR / "snareseq_demo.npz", allow_pickle=False) as z:
+        rna = sp.csr_matrix(
+            (z["rna_data"], z["rna_indices"], z["rna_indptr"]), shape=tuple(z["shape_rna"])
+        )
+        atac = sp.csr_matrix(
+            (z["atac_data"].astype(np.int32), z["atac_indices"], z["atac_indptr"]),
+            shape=tuple(z["shape_atac"]),
+        )
+        genes = [str(g) for g in z["genes"]]
+        peaks = [str(p) for p in z["peaks"]]
+    with gzip.open(EMBEDDED_DIR / "snareseq_demo_obs.csv.gz", "rt") as fh:
+        meta = pd.read_csv(fh, dtype=str, keep_default_na=False)
+    obs = pd.DataFrame(
+        {c: pd.Categorical(meta[c]) for c in ("batch", "label", "label_fine")},
+        index=pd.Index(meta["cell"]),
+    )
+    mods = {
+        "rna": ad.AnnData(X=rna, obs=obs.copy(), var=pd.DataFrame(index=pd.Index(genes))),
+        "atac": ad.AnnData(X=atac, obs=obs.copy(), var=pd.DataFrame(index=pd.Index(peaks))),
+    }
+    with md.set_options(pull_on_update=False):
+        mdata = md.MuData(mods)
+    for col in obs.columns:
+        mdata.obs[col] = obs[col].reindex(mdata.obs_names)
+    m = get_manifest("snareseq_mop")
+    mdata.uns["dataset"] = {
+        "name": "snareseq_demo",
+        "loader": "snareseq_demo",
+        "embedded": True,
+        "title": "Stratified SNARE-seq subsample (embedded): ~2,000 cells, 1,677 genes, "
+        "4,000 most frequently accessible peaks",
+        "license": m.license,
+        "citation": m.citation,
+        "source": m.source,
+        "built_by": "biostruct/datasets/build_embedded.py",
+    }
+    return mdata
+
+
+def _load_sim690_demo() -> Any:
+    """20 noise-free SIM690 trajectories simulated from the embedded system (seed 0)."""
+    from biostruct.datasets.simulator import simulate_sim690
+
+    adata = simulate_sim690(20, seed=0)
+    m = get_manifest("sim690")
+    adata.uns["dataset"] = {
+        "name": "sim690_demo",
+        "loader": "sim690_demo",
+        "embedded": True,
+        "title": "SIM690 simulated from the embedded ODE system: 20 trajectories, t = 0,2,3,7,9",
+        "license": m.license,
+        "citation": m.citation,
+        "source": m.source,
+        "built_by": "biostruct.datasets.simulate_sim690(20, seed=0)",
+    }
+    return adata
+
+
+register(
+    LoaderSpec(
+        "snareseq_demo",
+        _load_snareseq_demo,
+        None,
+        description="embedded: SNARE-seq MuData rna + atac, 2,000 cells, 4,000 peaks",
+        license="MIT (PeterZZQ/scMoMaT); data from GEO GSE126074",
+    )
+)
+register(
+    LoaderSpec(
+        "sim690_demo",
+        _load_sim690_demo,
+        None,
+        description="embedded: 20 simulated SIM690 trajectories with true network and priors",
+        license="MIT (QuackenbushLab/DASH)",
+    )
 )
