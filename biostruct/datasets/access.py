@@ -41,9 +41,7 @@ def catalog() -> pd.DataFrame:
     for name in list_datasets():
         s = LOADERS[name]
         if s.embedded:
-            rows.append(
-                (name, True, "", "see biostruct/datasets/embedded/README", 0.0, s.description)
-            )
+            rows.append((name, True, "", s.license, 0.0, s.description))
             continue
         m = get_manifest(s.manifest)  # type: ignore[arg-type]
         size = sum(m.file(k).size for k in s.keys) / 1e6

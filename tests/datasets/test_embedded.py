@@ -27,6 +27,7 @@ def test_embedded_listed():
     assert set(bs.datasets.list(embedded=True)) == {"snareseq_demo", "sim690_demo"}
     cat = bs.datasets.catalog()
     assert cat.loc["snareseq_demo", "embedded"] and not cat.loc["snareseq", "embedded"]
+    assert "MIT" in cat.loc["snareseq_demo", "license"]
 
 
 @pytest.fixture(scope="module")
