@@ -177,16 +177,6 @@ def read_trajectories(
             field=f"{path}, line 1",
             fix=_FORMAT_FIX,
         )
-    n_fields = lines[0].count(",") + 1
-    widths = np.fromiter((ln.count(",") + 1 for ln in lines), dtype=np.int64, count=len(lines))
-    bad = np.flatnonzero(widths != n_fields)
-    if bad.size:
-        k = int(bad[0])
-        raise DataFormatError(
-            f"ragged rows: line {k + 1} has {widths[k]} fields but line 1 has {n_fields}",
-            field=f"{path}, line {k + 1}",
-            fix="give every row the same number of comma-separated fields (pad with empty cells).",
-        )
     expected = 1 + n_traj * (n_genes + 1)
     if len(lines) != expected:
         raise DataFormatError(
@@ -194,6 +184,19 @@ def read_trajectories(
             f"have 1 + N*(G+1) = {expected} rows, but it has {len(lines)}",
             field=f"{path}, line 1",
             fix="correct the G,N header or the number of gene rows per trajectory.",
+        )
+    widths = np.fromiter((ln.count(",") + 1 for ln in lines), dtype=np.int64, count=len(lines))
+    n_fields = int(widths[1])
+    # the header may be padded to the width of the rows, or be just 'G,N'
+    bad = np.flatnonzero(widths[1:] != n_fields) + 1
+    if widths[0] not in (2, n_fields):
+        bad = np.concatenate([[0], bad])
+    if bad.size:
+        k = int(bad[0])
+        raise DataFormatError(
+            f"ragged rows: line {k + 1} has {widths[k]} fields but line 2 has {n_fields}",
+            field=f"{path}, line {k + 1}",
+            fix="give every row the same number of comma-separated fields (pad with empty cells).",
         )
     names = _resolve_names(gene_names, n_genes, path)
 

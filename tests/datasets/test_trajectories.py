@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +27,15 @@ TRAJECTORY_FILES = [
 ]
 
 
-def _raw_grid(path: Path) -> tuple[int, int, list[list[str]]]:
-    """Independent reference parse with the csv module (cells as strings)."""
-    with path.open(newline="") as fh:
-        rows = [r for r in csv.reader(fh) if any(c.strip() for c in r)]
-    return int(rows[0][0]), int(rows[0][1]), rows[1:]
+def _raw_grid(path: Path) -> tuple[int, int, np.ndarray]:
+    """Independent reference parse: the cells as strings (no float conversion)."""
+    with path.open() as fh:
+        head = fh.readline().split(",")
+    width = len(head)
+    cells = pd.read_csv(
+        path, header=None, skiprows=1, dtype=str, keep_default_na=False, names=range(width)
+    ).to_numpy()
+    return int(head[0]), int(head[1]), cells
 
 
 @pytest.mark.parametrize(("traj", "genes"), TRAJECTORY_FILES, ids=[t for t, _ in TRAJECTORY_FILES])
@@ -67,11 +70,22 @@ def test_read_matches_reference_and_round_trips(grn_dir, tmp_path, traj, genes):
     assert list(again.obs["trajectory"]) == list(adata.obs["trajectory"])
     # the rewritten file has the same grid shape, with the same padding cells empty
     n2, t2, rows2 = _raw_grid(out)
-    assert (n2, t2, len(rows2)) == (n_genes, n_traj, len(rows))
-    width = max(len(r) for r in rows)
-    empty = np.array([[c == "" for c in r] + [True] * (width - len(r)) for r in rows])
-    empty2 = np.array([[c == "" for c in r] + [True] * (width - len(r)) for r in rows2])
-    np.testing.assert_array_equal(empty, empty2)
+    assert (n2, t2) == (n_genes, n_traj)
+    assert rows2.shape == rows.shape
+    np.testing.assert_array_equal(rows == "", rows2 == "")
+
+
+def test_unpadded_header_and_single_time_point(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("2,1\n1,2,3\n4,5,6\n0,1,2\n")
+    assert bs.datasets.read_trajectories(path).shape == (3, 2)
+    path.write_text("1,2\n7\n0\n8\n5\n")
+    a = bs.datasets.read_trajectories(path)
+    np.testing.assert_array_equal(a.X[:, 0], [7, 8])
+    np.testing.assert_array_equal(a.obs["time"], [0, 5])
+    bs.datasets.write_trajectories(a, tmp_path / "o.csv")
+    b = bs.datasets.read_trajectories(tmp_path / "o.csv")
+    np.testing.assert_array_equal(b.X, a.X)
 
 
 def test_gene_names_default_and_sequence(tmp_path):
@@ -130,6 +144,7 @@ def _write(tmp_path: Path, text: str) -> Path:
     ("text", "line", "needle"),
     [
         ("2,1,\n1,2,3\n4,5\n0,1,2\n", 3, "ragged"),
+        ("2,1,,,\n1,2,3\n4,5,6\n0,1,2\n", 1, "ragged"),
         ("2,1,\n1,2,3\n4,5,6,7\n0,1,2\n", 3, "ragged"),
         ("2,1,\n1,2,3\n4,x,6\n0,1,2\n", 3, "non-numeric"),
         ("2,1,\n1,2,3\n4,,6\n0,1,2\n", 3, "missing value inside"),
