@@ -2,7 +2,9 @@
 
 Masks on named parameters kept in ``model.state_dict()``, importance scores (magnitude,
 random, external priors, blends), score-to-mask selection, layer-wise density allocation and
-random masks, iterative pruning with rewinding (IMP, WR, LRR), sign tracking and reports. Objects
+random masks, iterative pruning with rewinding (IMP, WR, LRR), cyclic training (SCULPT), the
+m*w reparameterisation (PILoT, Sign-In), weight-decay schedules and the PILoT controller, sign
+tracking and reports. Objects
 are driven by the user's own training loop, in the style of ``torch.optim``.
 """
 
@@ -12,6 +14,22 @@ from biostruct.sparsity.allocation import (
     realised_densities,
     realised_density,
 )
+from biostruct.sparsity.cyclic import (
+    STRATEGIES,
+    TriangularShape,
+    cycle_lengths,
+    sculpt,
+    triangular,
+)
+from biostruct.sparsity.decay import (
+    PilotController,
+    WeightDecaySchedule,
+    constant,
+    geometric,
+    harmonic,
+    switch_off,
+)
+from biostruct.sparsity.interop import from_torch_prune, to_torch_prune
 from biostruct.sparsity.masking import (
     MaskedParams,
     MaskParametrization,
@@ -34,6 +52,19 @@ from biostruct.sparsity.selection import resolve, select
 from biostruct.sparsity.topk import density_after, keep_counts, topk_masks
 
 __all__ = [
+    "PilotController",
+    "STRATEGIES",
+    "TriangularShape",
+    "WeightDecaySchedule",
+    "constant",
+    "cycle_lengths",
+    "from_torch_prune",
+    "geometric",
+    "harmonic",
+    "sculpt",
+    "switch_off",
+    "to_torch_prune",
+    "triangular",
     "Blend",
     "IterativePlan",
     "LayerSparsity",
