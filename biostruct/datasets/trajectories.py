@@ -90,7 +90,7 @@ def _resolve_names(
         raise DataFormatError(
             f"{len(names)} gene names given in {source}, but the file's header declares "
             f"G={n_genes} genes",
-            field=str(path),
+            field=f"{path}, line 1",
             fix="pass the gene-names file that belongs to this trajectory file.",
         )
     if len(set(names)) != len(names):

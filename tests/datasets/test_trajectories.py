@@ -172,6 +172,6 @@ def test_gene_name_count_mismatch(tmp_path):
     names.write_text('"x"\n"A"\n"B"\n"C"\n')
     with pytest.raises(DataFormatError, match=r"3 gene names .* G=2") as err:
         bs.datasets.read_trajectories(path, gene_names=names)
-    assert "Fix:" in str(err.value)
+    assert f"{path}, line 1" in str(err.value) and "Fix:" in str(err.value)
     with pytest.raises(DataFormatError, match="duplicated"):
         bs.datasets.read_trajectories(path, gene_names=["A", "A"])
