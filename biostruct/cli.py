@@ -102,12 +102,38 @@ def _save_dir_atomic(path: str | Path, saver: Callable[[Path], Any]) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         saver(tmp / "model")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp / "model", 0o777 & ~umask)  # mkdtemp folders are 0700
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp / "model", path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def _h5_safe(obj: Any) -> Any:
+    """Nested values that h5ad/h5mu can store: lists of dicts become dicts (keyed by their
+    ``name`` when they have one), None becomes "none", lists of strings become arrays."""
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): _h5_safe(v) for k, v in obj.items()}
+    if obj is None:
+        return "none"
+    if isinstance(obj, list | tuple):
+        if obj and all(isinstance(v, dict) for v in obj):
+            names = [v.get("name") for v in obj]
+            if all(isinstance(n, str) for n in names) and len(set(names)) == len(names):
+                return {n: _h5_safe(v) for n, v in zip(names, obj)}
+            return {str(i): _h5_safe(v) for i, v in enumerate(obj)}
+        if all(isinstance(v, str) for v in obj):
+            return np.array(obj, dtype=object) if obj else np.array([], dtype=str)
+        if all(isinstance(v, int | float | bool | np.number) for v in obj):
+            return np.asarray(obj)
+        return {str(i): _h5_safe(v) for i, v in enumerate(obj)}
+    return obj
 
 
 def _need_file(path: str | Path, field: str) -> Path:
@@ -142,21 +168,14 @@ def _load_config(path: str | None) -> dict[str, Any]:
     try:
         data = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML ({exc})", field=str(p), fix="fix the YAML syntax.")
+        raise ConfigError(
+            f"not valid YAML ({exc})", field=str(p), fix="fix the YAML syntax."
+        ) from exc
     if not isinstance(data, dict):
         raise ConfigError(
             "the top level must be a mapping", field=str(p), fix="use key: value lines."
         )
     return data
-
-
-def _seed_everything(seed: int) -> None:
-    import random
-
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed)
 
 
 # ---------------------------------------------------------------------------------- datasets
@@ -217,7 +236,6 @@ def cmd_grn_prepare(args: argparse.Namespace) -> int:
     """Load or simulate the AnnData, attach a prior file, optionally keep the top-variance genes."""
     import numpy as np
 
-    _seed_everything(args.seed)
     adata = _grn_source(args)
     for key in (args.time_key, args.trajectory_key):
         if key not in adata.obs:
@@ -255,7 +273,6 @@ def cmd_grn_fit(args: argparse.Namespace) -> int:
 
     from biostruct.grn.api import infer_grn
 
-    _seed_everything(args.seed)
     adata = _read_h5(args.input)
     prior = None if args.prior in (None, "", "none") else args.prior
     truth = None if args.truth in (None, "", "none") else args.truth
@@ -364,7 +381,6 @@ def cmd_mo_prepare(args: argparse.Namespace) -> int:
     """Load a MuData (dataset or file), optionally subsample cells and keep top features."""
     import numpy as np
 
-    _seed_everything(args.seed)
     if args.source == "dataset":
         from biostruct import datasets
 
@@ -406,8 +422,16 @@ def cmd_mo_prepare(args: argparse.Namespace) -> int:
         obs = mdata.obs.copy()
         mdata = md.MuData(mods)
         mdata.obs = obs.loc[mdata.obs_names]
+    if args.n_cells or args.max_features:
+        from biostruct.multiomics.data import filter_empty
+
+        obs = mdata.obs.copy()
+        mdata = filter_empty(mdata)  # subsetting can leave cells or features without counts
+        for col in obs.columns:
+            if col not in mdata.obs:
+                mdata.obs[col] = obs[col].reindex(mdata.obs_names)
     if args.label_key and args.label_key not in mdata.obs:
-        for name, a in mdata.mod.items():
+        for a in mdata.mod.values():
             if args.label_key in a.obs:
                 mdata.obs[args.label_key] = a.obs[args.label_key].reindex(mdata.obs_names)
                 break
@@ -427,7 +451,6 @@ def cmd_mo_fit(args: argparse.Namespace) -> int:
     """Fit the DAG-VAE; write the fitted MuData and the model folder."""
     from biostruct.multiomics.api import dag_vae
 
-    _seed_everything(args.seed)
     mdata = _read_h5(args.input)
     graph = None
     if args.graph:
@@ -450,7 +473,10 @@ def cmd_mo_fit(args: argparse.Namespace) -> int:
         **extra,
     )
     runtime = time.perf_counter() - t0
-    mdata.uns[args.key]["runtime_s"] = float(runtime)
+    uns = dict(mdata.uns[args.key])
+    uns["runtime_s"] = float(runtime)
+    uns["device"] = str(getattr(model, "device", args.device))
+    mdata.uns[args.key] = _h5_safe(uns)
     if args.model_dir:
         _save_dir_atomic(args.model_dir, lambda p: model.save(p))
     _write_h5(mdata, args.out)
@@ -465,7 +491,6 @@ def cmd_mo_analyse(args: argparse.Namespace) -> int:
 
     from biostruct.multiomics.model import DAGVAE
 
-    _seed_everything(args.seed)
     mdata = _read_h5(args.input)
     key = args.key
     comps = [
@@ -495,13 +520,17 @@ def cmd_mo_analyse(args: argparse.Namespace) -> int:
     graph = mdata.uns[key]["graph"]
     de_dir = Path(args.de_dir)
     tables: dict[str, pd.DataFrame] = {}
-    for comp in graph["components"]:
-        cname = str(comp["name"])
+    specs = graph["components"]
+    specs = specs.items() if isinstance(specs, dict) else [(c["name"], c) for c in specs]
+    for cname, comp in specs:
+        cname = str(cname)
         ckey = f"{key}_cluster_{cname}"
         if ckey not in mdata.obs:
             continue
         counts = mdata.obs[ckey].value_counts()
-        groups = [g for g in counts.index if counts[g] >= args.min_cells][: args.max_groups]
+        n = int(counts.sum())
+        groups = [g for g in counts.index if min(counts[g], n - counts[g]) >= args.min_cells]
+        groups = groups[: args.max_groups]
         mods = np.atleast_1d(np.asarray(comp.get("modalities", []), dtype=object))
         for m in mods:
             for g in groups:
@@ -516,23 +545,19 @@ def cmd_mo_analyse(args: argparse.Namespace) -> int:
                 )
                 df = df.reset_index().rename(columns={df.index.name or "index": "feature"})
                 tables[f"{m}: {cname} cluster {g} vs rest"] = df
-    de_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for i, (name, df) in enumerate(tables.items()):
-        fn = f"de_{i:02d}.csv"
-        _write_table(df, de_dir / fn)
-        rows.append(
-            {
-                "file": fn,
-                "comparison": name,
-                "n_features": len(df),
-                "n_de": int(df["is_de_fdr"].sum()) if "is_de_fdr" in df else -1,
-            }
-        )
-    _write_table(
-        pd.DataFrame(rows, columns=["file", "comparison", "n_features", "n_de"]),
-        de_dir / "index.csv",
-    )
+
+    def write_tables(folder: Path) -> None:
+        folder.mkdir(parents=True)
+        rows = []
+        for i, (name, df) in enumerate(tables.items()):
+            fn = f"de_{i:02d}.csv"
+            df.to_csv(folder / fn, index=False)
+            n_de = int(df["is_de_fdr"].sum()) if "is_de_fdr" in df else -1
+            rows.append({"file": fn, "comparison": name, "n_features": len(df), "n_de": n_de})
+        cols = ["file", "comparison", "n_features", "n_de"]
+        pd.DataFrame(rows, columns=cols).to_csv(folder / "index.csv", index=False)
+
+    _save_dir_atomic(de_dir, write_tables)
     _write_h5(mdata, args.out)
     print(f"{len(comps)} components, {len(tables)} differential tables -> {args.out}")
     return 0
@@ -646,7 +671,7 @@ def snakemake_command(args: argparse.Namespace) -> list[str]:
     if args.device:
         cmd += ["--config", f"device={args.device}"]
     if args.report:
-        cmd += ["--report", str(Path(args.report).resolve())]
+        cmd += ["--report", str(Path(args.report).resolve()), "--report-after-run"]
     cmd += list(args.snakemake_args or [])
     return cmd
 
@@ -703,11 +728,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--dry-run", action="store_true", help="show the jobs, run nothing")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the config device")
     p.add_argument("--report", help="also build Snakemake's report (.html or .zip) after the run")
-    p.add_argument(
-        "snakemake_args",
-        nargs=argparse.REMAINDER,
-        help="after '--': more options passed to Snakemake",
-    )
+    p.epilog = "Options after '--' are passed to Snakemake unchanged, e.g. -- --keep-going"
     p.set_defaults(func=cmd_run)
 
     # datasets
@@ -867,10 +888,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``biostruct`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra: list[str] = []
+    if "--" in argv:  # `biostruct run ... -- <more snakemake options>`
+        cut = argv.index("--")
+        argv, extra = argv[:cut], argv[cut + 1 :]
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "snakemake_args", None) and args.snakemake_args[0] == "--":
-        args.snakemake_args = args.snakemake_args[1:]
+    args.snakemake_args = extra
     try:
         return int(args.func(args) or 0)
     except BiostructError as exc:
