@@ -217,17 +217,17 @@ def _load_pbmc_multiome_tiny(files: dict[str, Path], manifest: Manifest) -> Any:
 def _load_pbmc_citeseq(files: dict[str, Path], manifest: Manifest) -> Any:
     import anndata as ad
     import mudata as md
+    import scipy.sparse as sp
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ad.OldFormatWarning)  # written by an old anndata
         adata = ad.read_h5ad(files["h5ad"])
     prot = adata.obsm["protein_expression"]
-    names = [str(n) for n in adata.uns.get("protein_names", range(prot.shape[1]))]
     if isinstance(prot, pd.DataFrame):
         names = [str(c) for c in prot.columns]
         prot = prot.to_numpy()
-    import scipy.sparse as sp
-
+    else:
+        names = [str(n) for n in adata.uns.get("protein_names", range(prot.shape[1]))]
     rna = ad.AnnData(X=sp.csr_matrix(adata.X), obs=adata.obs.copy(), var=adata.var.copy())
     protein = ad.AnnData(
         X=np.asarray(prot, dtype=np.float32),
@@ -240,55 +240,76 @@ def _load_pbmc_citeseq(files: dict[str, Path], manifest: Manifest) -> Any:
     return mdata
 
 
-def _spec(name: str, build: Callable[..., Any], manifest: str, desc: str) -> None:
+def _spec(name: str, build: Callable[..., Any], manifest: str, keys: list[str], desc: str) -> None:
     m = get_manifest(manifest)
-    register(
-        LoaderSpec(name, build, manifest, tuple(_KEYS.get(name, [f.key for f in m.files])), desc)
-    )
+    for k in keys:
+        m.file(k)  # fail at import time if a key is misspelled
+    register(LoaderSpec(name, build, manifest, tuple(keys), desc, m.license))
 
 
-_KEYS = {
-    "sim690": ["test", "gene_names"] + [f"prior_noise_{n}" for n in PRIOR_NOISES],
-    "sim350": ["test", "gene_names"] + [f"prior_noise_{n}" for n in PRIOR_NOISES],
-    "hema_b": ["b_train", "b_test", "prior", "gene_names"],
-    "hema_mono": ["mono_train", "prior", "gene_names"],
-    "breast500": ["full", "prior", "gene_names", "validation_network"],
-    "breast500_split": ["train", "test", "prior", "gene_names", "validation_network"],
-    "snareseq": ["rna", "atac", "meta", "genes", "regions", "gene_peak"],
-    "pbmc_multiome_tiny": ["h5mu"],
-    "pbmc_citeseq": ["h5ad"],
-}
-
+_PRIORS = [f"prior_noise_{n}" for n in PRIOR_NOISES]
 _spec(
     "sim690",
     _load_sim690,
     "sim690",
+    ["test", "gene_names", *_PRIORS],
     "SIM690 test trajectories (AnnData) with true network and 4 noisy priors in varp",
 )
 _spec(
     "sim350",
     _load_sim350,
     "sim350",
+    ["test", "gene_names", *_PRIORS],
     "SIM350 test trajectories (AnnData) with true network and 4 noisy priors in varp",
 )
-_spec("hema_b", _load_hema_b, "hema", "B-cell lineage, 529 genes: train + test (obs split), prior")
-_spec("hema_mono", _load_hema_mono, "hema", "monocyte lineage, 529 genes: train only, prior")
-_spec("breast500", _load_breast500, "breast500", "breast tumours, 186 points, prior + ChIP")
+_spec(
+    "hema_b",
+    _load_hema_b,
+    "hema",
+    ["b_train", "b_test", "prior", "gene_names"],
+    "B-cell lineage, 529 genes: train + test (obs split), prior",
+)
+_spec(
+    "hema_mono",
+    _load_hema_mono,
+    "hema",
+    ["mono_train", "prior", "gene_names"],
+    "monocyte lineage, 529 genes: train only, prior",
+)
+_spec(
+    "breast500",
+    _load_breast500,
+    "breast500",
+    ["full", "prior", "gene_names", "validation_network"],
+    "breast tumours, 186 points, prior + ChIP",
+)
 _spec(
     "breast500_split",
     _load_breast500_split,
     "breast500",
+    ["train", "test", "prior", "gene_names", "validation_network"],
     "breast tumours: 178 train + 8 middle test points (obs split), prior + ChIP",
 )
-_spec("snareseq", _load_snareseq, "snareseq_mop", "SNARE-seq MuData rna + atac, 10,309 cells")
+_spec(
+    "snareseq",
+    _load_snareseq,
+    "snareseq_mop",
+    ["rna", "atac", "meta", "genes", "regions", "gene_peak"],
+    "SNARE-seq MuData rna + atac, 10,309 cells",
+)
 _spec(
     "pbmc_multiome_tiny",
     _load_pbmc_multiome_tiny,
     "pbmc_multiome_tiny",
+    ["h5mu"],
     "10x Multiome PBMC MuData (rna, atac), 1,000 cells",
 )
 _spec(
-    "pbmc_citeseq", _load_pbmc_citeseq, "pbmc_citeseq_200", "CITE-seq MuData rna + prot, 200 cells"
+    "pbmc_citeseq",
+    _load_pbmc_citeseq,
+    "pbmc_citeseq_200",
+    ["h5ad"],
+    "CITE-seq MuData rna + prot, 200 cells",
 )
 
 
