@@ -223,6 +223,13 @@ def read_trajectories(
             fix="every cell must be a number or empty.",
         ) from exc
 
+    if np.isinf(values).any():
+        r, c = np.argwhere(np.isinf(values))[0]
+        raise DataFormatError(
+            f"infinite value at line {r + 2}, column {c + 1}",
+            field=f"{path}, line {r + 2}",
+            fix="every cell must be a finite number or empty.",
+        )
     values = values.reshape(n_traj, n_genes + 1, n_fields)
     blocks: list[np.ndarray] = []
     times: list[np.ndarray] = []
@@ -335,15 +342,15 @@ def write_trajectories(
     X = adata.X.toarray() if sp.issparse(adata.X) else np.asarray(adata.X)
     X = X.astype(np.float64, copy=False)
     t = pd.to_numeric(adata.obs[time_key], errors="coerce").to_numpy(dtype=np.float64)
-    if np.isnan(t).any():
+    if not np.isfinite(t).all():
         raise InputError(
             "time values are missing or non-numeric",
             field=f"obs[{time_key!r}]",
             fix="give every observation a numeric time.",
         )
-    if np.isnan(X).any():
+    if not np.isfinite(X).all():
         raise InputError(
-            "X holds NaN; the trajectory format uses empty cells only as padding",
+            "X holds NaN or inf; the trajectory format uses empty cells only as padding",
             field="adata.X",
             fix="impute or drop the missing values before writing.",
         )

@@ -147,6 +147,7 @@ def _write(tmp_path: Path, text: str) -> Path:
         ("2,1,,,\n1,2,3\n4,5,6\n0,1,2\n", 1, "ragged"),
         ("2,1,\n1,2,3\n4,5,6,7\n0,1,2\n", 3, "ragged"),
         ("2,1,\n1,2,3\n4,x,6\n0,1,2\n", 3, "non-numeric"),
+        ("2,1,\n1,2,3\n4,5,6\n0,inf,2\n", 4, "infinite"),
         ("2,1,\n1,2,3\n4,,6\n0,1,2\n", 3, "missing value inside"),
         ("2,2,\n1,2,3\n4,5,6\n0,1,2\n1,2,\n4,5,\n0,,\n", 5, "has 1 time points"),
         ("2,1,\n1,2,3\n4,5,6\n0,,2\n", 4, "time row"),
