@@ -290,6 +290,7 @@ class GRNModel:
         )
         if checkpoint is not None and resume and Path(checkpoint).exists():
             trainer.load_checkpoint(checkpoint)
+        self.trainer = trainer  # visible to callbacks during training
         t0 = time.perf_counter()
         trainer.fit(
             checkpoint=checkpoint,

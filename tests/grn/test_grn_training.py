@@ -24,14 +24,14 @@ def tiny(small_network):
 def _trainer(tiny, *, epochs=6, pruning=None, **cfg):
     train, val, prior = tiny
     field = PhoenixField(train.x0.shape[1], 6, seed=0)
-    config = TrainConfig(epochs=epochs, batch_size=8, **cfg)
+    config = TrainConfig(epochs=epochs, batch_size=8, lr=1e-3, **cfg)
     return Trainer(field, train, val, config, prior=prior, pruning=pruning, seed=0)
 
 
 def test_batched_solve_equals_separate_solves(tiny):
     train = tiny[0]
     field = PhoenixField(train.x0.shape[1], 6, seed=1)
-    tight = SolverConfig(rtol=1e-8, atol=1e-10)
+    tight = SolverConfig("dopri5", rtol=1e-8, atol=1e-10)
     with torch.no_grad():
         batched = integrate_transitions(field, train.x0, train.dt, tight)
         for k in range(0, len(train), 5):
@@ -40,8 +40,11 @@ def test_batched_solve_equals_separate_solves(tiny):
                 lambda _t, x: field(x), train.x0[k : k + 1], t, rtol=1e-8, atol=1e-10
             )[-1, 0]
             torch.testing.assert_close(batched[k], one, rtol=1e-5, atol=1e-6)
-        fixed = integrate_transitions(field, train.x0, train.dt, SolverConfig("rk4", step_size=0.1))
-    assert float((fixed - batched).abs().max()) < 1e-3
+        fixed = integrate_transitions(field, train.x0, train.dt, SolverConfig())  # rk4, 4 steps
+    # the default rk4 (4 steps per interval) stays a tenth below the benchmarks' noise sd 0.025
+    err = (fixed - batched).abs()
+    assert float(err.max()) < 2.5e-3
+    assert float(err.pow(2).mean().sqrt()) < 5e-4
 
 
 def test_schedule_densities_and_lr_reset(tiny):
