@@ -207,11 +207,18 @@ class CompiledSystem:
     _num_values: np.ndarray
     _state_slots: np.ndarray
     _const_slots: np.ndarray
-    _groups: list[tuple[str, np.ndarray, tuple[np.ndarray, ...]]]
+    _groups: list[tuple[str, np.ndarray, tuple[np.ndarray, ...], tuple[np.ndarray, ...]]]
     _roots: np.ndarray
-    _buffer: np.ndarray | None = None
 
-    def rhs(self, state: np.ndarray, constants: np.ndarray) -> np.ndarray:
+    def workspace(self, batch: int) -> np.ndarray:
+        """A value buffer for :meth:`rhs` (reuse it across calls of one integration)."""
+        v = np.empty((self.n_slots, batch), dtype=np.float64)
+        v[self._num_slots] = self._num_values[:, None]
+        return v
+
+    def rhs(
+        self, state: np.ndarray, constants: np.ndarray, work: np.ndarray | None = None
+    ) -> np.ndarray:
         """Evaluate all right-hand sides.
 
         Parameters
@@ -220,6 +227,9 @@ class CompiledSystem:
             ``(n_states, batch)`` values of the integrated variables.
         constants
             ``(n_constants, batch)`` values of the constant variables.
+        work
+            Optional buffer from :meth:`workspace` (same batch size); saves an allocation per
+            call. Do not share one buffer between threads.
 
         Returns
         -------
@@ -227,22 +237,24 @@ class CompiledSystem:
             ``(n_states, batch)`` time derivatives.
         """
         batch = state.shape[1]
-        v = self._buffer
-        if v is None or v.shape[1] != batch:
-            v = np.empty((self.n_slots, batch), dtype=np.float64)
-            v[self._num_slots] = self._num_values[:, None]
-            self._buffer = v
+        v = work if work is not None and work.shape == (self.n_slots, batch) else None
+        if v is None:
+            v = self.workspace(batch)
         v[self._state_slots] = state
         v[self._const_slots] = constants
         with np.errstate(all="ignore"):
-            for op, out, args in self._groups:
+            for op, out, args, extra in self._groups:
                 if op in _BINARY:
                     v[out] = _BINARY[op](v[args[0]], v[args[1]])
                 elif op in _UNARY:
                     v[out] = _UNARY[op](v[args[0]])
+                elif op == "hill_const":  # fAct with numeric EC50 and n: B precomputed
+                    b, n = extra
+                    xn = np.power(np.maximum(v[args[0]], 0.0), n)
+                    v[out] = b * xn / ((b - 1.0) + xn)
                 else:  # fAct
                     v[out] = hill_activation(v[args[0]], v[args[1]], v[args[2]])
-        return v[self._roots]  # fancy indexing copies: the buffer can be reused safely
+        return v[self._roots]  # fancy indexing copies, so the buffer can be reused
 
 
 def compile_system(equations: Mapping[str, str], constants: Sequence[str] = ()) -> CompiledSystem:
@@ -267,6 +279,7 @@ def compile_system(equations: Mapping[str, str], constants: Sequence[str] = ()) 
     level: list[int] = []
     ops: list[tuple[str, tuple[int, ...]]] = []  # per slot; leaves have op "" and no args
     nums: list[tuple[int, float]] = []
+    num_of: dict[int, float] = {}  # slot -> value, for number leaves
 
     def leaf(key: tuple) -> int:
         if key not in slots:
@@ -285,6 +298,7 @@ def compile_system(equations: Mapping[str, str], constants: Sequence[str] = ()) 
         if kind == "num":
             if ("num", node[1]) not in slots:
                 nums.append((leaf(("num", node[1])), node[1]))
+                num_of[slots[("num", node[1])]] = node[1]
             return slots[("num", node[1])]
         if kind == "var":
             if node[1] not in known:
@@ -299,6 +313,16 @@ def compile_system(equations: Mapping[str, str], constants: Sequence[str] = ()) 
         else:
             op, children = kind, node[1:]
         args = tuple(emit(c, where) for c in children)
+        # exact identities (x*1, 1*x, x/1, x+0, 0+x, x-0 are bit-identical to x) shrink the
+        # published formulas, which are full of "1 * fAct(...)" and "/ 1"
+        if op in ("mul", "add") and num_of.get(args[0]) == (1.0 if op == "mul" else 0.0):
+            return args[1]
+        if op in ("mul", "div") and num_of.get(args[1]) == 1.0:
+            return args[0]
+        if op in ("add", "sub") and num_of.get(args[1]) == 0.0:
+            return args[0]
+        if op == "fAct" and args[1] in num_of and args[2] in num_of:
+            op = "hill_const"
         key = (op, *args)
         if key not in slots:
             slots[key] = len(level)
@@ -323,7 +347,14 @@ def compile_system(equations: Mapping[str, str], constants: Sequence[str] = ()) 
         args = tuple(
             np.asarray([ops[s][1][k] for s in members], dtype=np.intp) for k in range(n_args)
         )
-        groups.append((op, out, args))
+        extra: tuple[np.ndarray, ...] = ()
+        if op == "hill_const":
+            ec50 = np.asarray([num_of[a] for a in args[1]])[:, None]
+            n = np.asarray([num_of[a] for a in args[2]])[:, None]
+            en = np.power(ec50, n)
+            extra = ((en - 1.0) / (2.0 * en - 1.0), n)
+            args = args[:1]
+        groups.append((op, out, args, extra))
     return CompiledSystem(
         state_names=state_names,
         constant_names=const_names,

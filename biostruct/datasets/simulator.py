@@ -14,14 +14,19 @@ import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from biostruct.datasets.equations import compile_system, parse_expression, variables
+from biostruct.datasets.equations import (
+    CompiledSystem,
+    compile_system,
+    parse_expression,
+    variables,
+)
 from biostruct.errors import InputError, SolverError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -182,6 +187,13 @@ def _node_index(equations: pd.DataFrame, gene_names: Sequence[str]) -> dict[str,
     return out
 
 
+@lru_cache(maxsize=8)
+def _compiled(
+    state_nodes: tuple[str, ...], eqns: tuple[str, ...], const_nodes: tuple[str, ...]
+) -> CompiledSystem:
+    return compile_system(dict(zip(state_nodes, eqns)), constants=const_nodes)
+
+
 def random_initial_states(
     n_trajectories: int, is_input: np.ndarray, rng: np.random.Generator
 ) -> np.ndarray:
@@ -325,8 +337,10 @@ def simulate_ode_system(
     y0 = np.ascontiguousarray(x0[:, s_cols].T).ravel()
     n_s = len(state_nodes)
 
+    work = system.workspace(b)
+
     def rhs(_t: float, y: np.ndarray) -> np.ndarray:
-        return system.rhs(y.reshape(n_s, b), consts).ravel()
+        return system.rhs(y.reshape(n_s, b), consts, work).ravel()
 
     clean = np.empty((b, t_obs.size, g), dtype=np.float64)
     clean[:, :, c_cols] = x0[:, None, c_cols]

@@ -127,6 +127,9 @@ def test_hill_function_anchor_points():
         ("1e-1 * 10", 1.0),
         ("a * b - a", 8.0),
         ("sqrt(b) + exp(0)", 1 + 5**0.5),
+        ("0 + 1 * a * 1 / 1 - 0", 2.0),
+        ("fAct(a, 0.5, 2)", 6 / 4.5),
+        ("fAct(a, b / 10, 1 + 1)", 6 / 4.5),
     ],
 )
 def test_parser_arithmetic(text, expected):
