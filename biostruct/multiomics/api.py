@@ -1,0 +1,149 @@
+"""Scanpy-style entry point: fit a DAG-VAE on a MuData (or dict of AnnData) and write results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from biostruct.multiomics.data import as_modalities
+from biostruct.multiomics.model import DAGVAE
+
+__all__ = ["dag_vae", "write_results"]
+
+
+def dag_vae(
+    mdata: Any,
+    graph: Any = None,
+    *,
+    key_added: str = "dagvae",
+    n_latent: int = 10,
+    n_clusters: int | None = None,
+    max_epochs: int = 100,
+    batch_key: str | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    copy: bool = False,
+    n_layers: int = 2,
+    n_hidden: int = 128,
+    encode_batch: bool = False,
+    integrated_clusters: bool = True,
+    **train_kwargs: Any,
+) -> DAGVAE | tuple[Any, DAGVAE]:
+    """Fit a CAVACHON-style DAG-structured VAE and store latents and clusters.
+
+    Parameters
+    ----------
+    mdata
+        MuData, or a dict of AnnData sharing obs names (cells). Count modalities hold raw counts.
+    graph
+        DAG specification: dict, YAML text or file, or :class:`~biostruct.multiomics.DAGSpec`.
+        Default for ``rna`` + ``atac``: ATAC -> RNA (CAVACHON's); otherwise one root per modality.
+    key_added
+        Prefix of every field written.
+    n_latent, n_clusters
+        Latent size and mixture components for components that do not set them
+        (``n_clusters`` default 2 * n_latent + 1).
+    max_epochs
+        Epochs per component (annealing phases included; early stopping may end sooner).
+    batch_key
+        obs column holding the batch (decoder covariate); None for none.
+    device
+        ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``.
+    seed
+        Seed of initialisation, data split, minibatch order and sampling.
+    copy
+        Work on a copy of ``mdata`` and return ``(copy, model)``.
+    n_layers, n_hidden, encode_batch
+        Network settings, see :class:`~biostruct.multiomics.DAGVAE`.
+    integrated_clusters
+        Also compute integrated clusters of components with parents.
+    **train_kwargs
+        Passed to :meth:`DAGVAE.train` (``batch_size``, ``lr``, ``patience``, ...).
+
+    Returns
+    -------
+    The fitted :class:`DAGVAE` (or ``(mdata_copy, model)`` with ``copy=True``). Written to
+    ``mdata`` (for a dict of AnnData: to every modality's AnnData):
+
+    - ``obsm["X_{key}_{component}"]``: posterior mean of the component's own latent z;
+    - ``obsm["X_{key}_{component}_hat"]``: its integrated latent z_hat (parents included);
+    - ``obs["{key}_cluster_{component}"]``: mixture-prior cluster (categorical);
+    - ``obsm["{key}_cluster_probs_{component}"]``: p(cluster | z);
+    - ``obs["{key}_cluster_{component}_integrated"]``: integrated cluster (components with
+      parents, when ``integrated_clusters``);
+    - ``uns[key]``: ``graph`` (dict), ``params``, ``train_config``, ``history`` (one record per
+      epoch and component: train/val ELBO, reconstruction and KL terms, phase, weights) and
+      ``train_summary``.
+    """
+    if copy:
+        mdata = (
+            mdata.copy()
+            if hasattr(mdata, "copy") and not isinstance(mdata, dict)
+            else {k: v.copy() for k, v in as_modalities(mdata).items()}
+        )
+    model = DAGVAE(
+        mdata,
+        graph,
+        n_latent=n_latent,
+        n_clusters=n_clusters,
+        n_layers=n_layers,
+        n_hidden=n_hidden,
+        batch_key=batch_key,
+        encode_batch=encode_batch,
+        device=device,
+        seed=seed,
+    )
+    model.train(max_epochs=max_epochs, **train_kwargs)
+    write_results(model, mdata, key_added, integrated_clusters=integrated_clusters)
+    return (mdata, model) if copy else model
+
+
+def write_results(
+    model: DAGVAE, mdata: Any, key_added: str = "dagvae", integrated_clusters: bool = True
+) -> None:
+    """Write a trained model's latents, clusters and history into ``mdata`` (see :func:`dag_vae`)."""
+    from biostruct.multiomics import analysis
+
+    data = model._need_data()
+    targets = [mdata] if not isinstance(mdata, dict) else list(as_modalities(mdata).values())
+    obsm: dict[str, np.ndarray] = {}
+    obs: dict[str, pd.Categorical] = {}
+    for c in model.graph.order:
+        lat = analysis.latents(model.module, data, c, model.device)
+        obsm[f"X_{key_added}_{c}"] = lat["z"]
+        obsm[f"X_{key_added}_{c}_hat"] = lat["z_hat"]
+        probs = analysis.mixture_clusters(model.module, c, lat["z"])
+        obsm[f"{key_added}_cluster_probs_{c}"] = probs.astype(np.float32)
+        labels = probs.argmax(1)
+        obs[f"{key_added}_cluster_{c}"] = _categorical(labels)
+        if integrated_clusters and model.graph[c].parents:
+            li, _ = analysis.integrated_clusters(model.module, c, lat["z_hat"])
+            obs[f"{key_added}_cluster_{c}_integrated"] = _categorical(li)
+    uns = {
+        "graph": model.graph.to_dict(),
+        "params": {k: v for k, v in model.init_args.items() if v is not None},
+        "train_config": {
+            k: v for k, v in model.train_config.items() if v is not None and k != "extra"
+        },
+        "history": pd.DataFrame(model.history),
+        "train_summary": pd.DataFrame(model.train_summary),
+        "device": model.device.type,
+    }
+    for t in targets:
+        order = pd.Index(t.obs_names).get_indexer(data.obs_names)
+        if (order < 0).any():
+            raise ValueError("results cannot be aligned to obs names")  # pragma: no cover
+        inv = np.empty_like(order)
+        inv[order] = np.arange(len(order))
+        for k, v in obsm.items():
+            t.obsm[k] = v[inv]
+        for k, v in obs.items():
+            t.obs[k] = pd.Categorical.from_codes(v.codes[inv], categories=v.categories)
+        t.uns[key_added] = uns
+
+
+def _categorical(labels: np.ndarray) -> pd.Categorical:
+    used = np.unique(labels)
+    return pd.Categorical([str(x) for x in labels], categories=[str(x) for x in used])

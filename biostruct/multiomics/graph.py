@@ -1,0 +1,509 @@
+"""DAG specification of a multi-omics model: modalities, components and their parent edges.
+
+A graph is written as a dict or YAML document::
+
+    modalities:
+      atac: {likelihood: bernoulli}
+      rna: {likelihood: zinb}
+    components:
+      - name: atac
+        modalities: [atac]
+      - name: rna
+        modalities: [rna]
+        conditioned_on_z_hat: [atac]
+
+``conditioned_on_z`` edges feed the parent's own latent ``z`` to the child; ``conditioned_on_z_hat``
+edges feed the parent's integrated latent ``z_hat`` (which already carries the parent's ancestors).
+``parents`` is a shorthand for ``conditioned_on_z_hat``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from biostruct.errors import ConfigError, GraphError
+
+__all__ = [
+    "LIKELIHOODS",
+    "ComponentSpec",
+    "DAGSpec",
+    "ModalitySpec",
+    "default_graph",
+    "parse_graph",
+]
+
+#: Names of the supported per-modality likelihoods.
+LIKELIHOODS = ("nb", "zinb", "poisson", "bernoulli", "gaussian", "protein")
+
+_DEFAULT_LIKELIHOOD = {
+    "rna": "zinb",
+    "gex": "zinb",
+    "atac": "bernoulli",
+    "peaks": "bernoulli",
+    "prot": "protein",
+    "adt": "protein",
+    "protein": "protein",
+}
+
+_TOP_KEYS = ("modalities", "components")
+_MODALITY_KEYS = ("likelihood", "weight", "layer")
+_COMPONENT_KEYS = (
+    "name",
+    "modalities",
+    "conditioned_on_z",
+    "conditioned_on_z_hat",
+    "parents",
+    "n_latent",
+    "n_clusters",
+    "n_layers",
+    "n_hidden",
+)
+
+
+def _check_keys(given: Iterable[str], valid: tuple[str, ...], where: str) -> None:
+    for key in given:
+        if key not in valid:
+            close = difflib.get_close_matches(str(key), valid, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(valid)}."
+            raise ConfigError(f"unknown key {key!r}.", field=f"{where}.{key}", fix=hint)
+
+
+@dataclass(frozen=True)
+class ModalitySpec:
+    """One modality: its likelihood, its weight inside its component and the AnnData layer read."""
+
+    name: str
+    likelihood: str
+    weight: float = 1.0
+    layer: str | None = None
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """One component: its modalities, its parents and its latent size.
+
+    ``n_latent``/``n_clusters``/``n_layers``/``n_hidden`` left as ``None`` take the model's
+    defaults.
+    """
+
+    name: str
+    modalities: tuple[str, ...]
+    conditioned_on_z: tuple[str, ...] = ()
+    conditioned_on_z_hat: tuple[str, ...] = ()
+    n_latent: int | None = None
+    n_clusters: int | None = None
+    n_layers: int | None = None
+    n_hidden: int | None = None
+
+    @property
+    def parents(self) -> tuple[str, ...]:
+        """All parents, ``conditioned_on_z`` first."""
+        return self.conditioned_on_z + self.conditioned_on_z_hat
+
+
+@dataclass(frozen=True)
+class DAGSpec:
+    """A validated DAG of components (``components`` are stored in topological order)."""
+
+    modalities: dict[str, ModalitySpec]
+    components: tuple[ComponentSpec, ...]
+    _by_name: dict[str, ComponentSpec] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._by_name.update({c.name: c for c in self.components})
+
+    @property
+    def order(self) -> list[str]:
+        """Component names, parents before children."""
+        return [c.name for c in self.components]
+
+    def __getitem__(self, name: str) -> ComponentSpec:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise GraphError(
+                f"unknown component {name!r}.",
+                field="component",
+                fix=f"use one of {self.order}.",
+            ) from None
+
+    def component_of(self, modality: str) -> str:
+        """Name of the component that decodes ``modality``."""
+        for c in self.components:
+            if modality in c.modalities:
+                return c.name
+        raise GraphError(
+            f"modality {modality!r} is in no component.",
+            field="modality",
+            fix=f"use one of {list(self.modalities)}.",
+        )
+
+    def ancestors(self, name: str) -> list[str]:
+        """All ancestors of a component, in topological order."""
+        seen: set[str] = set()
+        stack = list(self[name].parents)
+        while stack:
+            p = stack.pop()
+            if p not in seen:
+                seen.add(p)
+                stack.extend(self[p].parents)
+        return [c for c in self.order if c in seen]
+
+    def descendants(self, name: str) -> list[str]:
+        """All descendants of a component, in topological order."""
+        out = [c.name for c in self.components if c.name != name and name in self.ancestors(c.name)]
+        return out
+
+    def levels(self) -> dict[str, int]:
+        """Level of each component: 0 for roots, 1 + the deepest parent otherwise."""
+        lv: dict[str, int] = {}
+        for c in self.components:
+            lv[c.name] = 1 + max((lv[p] for p in c.parents), default=-1)
+        return lv
+
+    def validate_modalities(self, available: Iterable[str]) -> None:
+        """Raise :class:`GraphError` if a modality of the graph is missing from the data."""
+        available = list(available)
+        for m in self.modalities:
+            if m not in available:
+                raise GraphError(
+                    f"modality {m!r} is in the graph but not in the data (data has {available}).",
+                    field=f"modalities.{m}",
+                    fix="rename the modality in the graph or add it to the MuData/dict.",
+                )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form (YAML/JSON serialisable) that :func:`parse_graph` reads back."""
+        mods = {}
+        for m in self.modalities.values():
+            d: dict[str, Any] = {"likelihood": m.likelihood, "weight": m.weight}
+            if m.layer is not None:
+                d["layer"] = m.layer
+            mods[m.name] = d
+        comps = []
+        for c in self.components:
+            d = {"name": c.name, "modalities": list(c.modalities)}
+            if c.conditioned_on_z:
+                d["conditioned_on_z"] = list(c.conditioned_on_z)
+            if c.conditioned_on_z_hat:
+                d["conditioned_on_z_hat"] = list(c.conditioned_on_z_hat)
+            for k in ("n_latent", "n_clusters", "n_layers", "n_hidden"):
+                if getattr(c, k) is not None:
+                    d[k] = getattr(c, k)
+            comps.append(d)
+        return {"modalities": mods, "components": comps}
+
+    def to_yaml(self) -> str:
+        """YAML text of :meth:`to_dict`."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def with_defaults(
+        self, n_latent: int, n_clusters: int | None, n_layers: int, n_hidden: int
+    ) -> DAGSpec:
+        """Copy with every unset per-component size filled in (``n_clusters`` default 2d+1)."""
+        comps = []
+        for c in self.components:
+            d = c.n_latent or n_latent
+            k = c.n_clusters or n_clusters or 2 * d + 1
+            comps.append(
+                replace(
+                    c,
+                    n_latent=d,
+                    n_clusters=k,
+                    n_layers=c.n_layers or n_layers,
+                    n_hidden=c.n_hidden or n_hidden,
+                )
+            )
+        return DAGSpec(dict(self.modalities), tuple(comps))
+
+
+def _as_name_list(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, Iterable) and not isinstance(value, Mapping):
+        out = []
+        for v in value:
+            if isinstance(v, Mapping):  # CAVACHON-style {name: ...} entries
+                if "name" not in v:
+                    raise ConfigError("entry has no 'name'.", field=where, fix="add name: ...")
+                v = v["name"]
+            out.append(str(v))
+        return tuple(out)
+    raise ConfigError(
+        f"expected a list of names, got {type(value).__name__}.", field=where, fix="write [a, b]."
+    )
+
+
+def _positive_int(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"must be a positive integer, got {value!r}.", field=where, fix="e.g. 10")
+    return int(value)
+
+
+def _find_cycle(parents: Mapping[str, tuple[str, ...]]) -> list[str] | None:
+    """Return one cycle as a list of names (first == last), or None."""
+    colour: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(n: str) -> list[str] | None:
+        colour[n] = 1
+        path.append(n)
+        for p in parents.get(n, ()):
+            if colour.get(p) == 1:
+                return path[path.index(p) :] + [p]
+            if colour.get(p, 0) == 0:
+                found = visit(p)
+                if found:
+                    return found
+        colour[n] = 2
+        path.pop()
+        return None
+
+    for n in parents:
+        if colour.get(n, 0) == 0:
+            found = visit(n)
+            if found:
+                return found
+    return None
+
+
+def parse_graph(spec: Mapping[str, Any] | str | Path | DAGSpec) -> DAGSpec:
+    """Validate a DAG specification and return it with components in topological order.
+
+    Parameters
+    ----------
+    spec
+        A dict, YAML text, a path to a YAML file, or an existing :class:`DAGSpec`.
+
+    Raises
+    ------
+    ConfigError
+        Unknown keys (the closest valid key is suggested), wrong value types, unknown likelihood.
+    GraphError
+        Cycles (the cycle is named), unknown modalities or parents, duplicate names, a modality
+        used by two components or by none.
+    """
+    if isinstance(spec, DAGSpec):
+        return spec
+    if isinstance(spec, Path) or (isinstance(spec, str) and "\n" not in spec and spec.strip()):
+        path = Path(spec)
+        if path.suffix in (".yaml", ".yml", ".json") or path.exists():
+            if not path.exists():
+                raise ConfigError(f"file {path} does not exist.", field="graph", fix="check path.")
+            spec = path.read_text()
+    if isinstance(spec, str):
+        try:
+            spec = yaml.safe_load(spec)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"not valid YAML: {err}", field="graph", fix="fix the YAML.") from err
+    if not isinstance(spec, Mapping):
+        raise ConfigError(
+            f"expected a mapping with 'components', got {type(spec).__name__}.",
+            field="graph",
+            fix="pass a dict or YAML text with a 'components' list.",
+        )
+    _check_keys(spec.keys(), _TOP_KEYS, "graph")
+    raw_comps = spec.get("components")
+    if not raw_comps or not isinstance(raw_comps, list):
+        raise ConfigError(
+            "'components' must be a non-empty list.",
+            field="graph.components",
+            fix="add e.g. [{name: rna, modalities: [rna]}].",
+        )
+
+    # Modalities: explicit block, plus any named only inside components.
+    raw_mods = spec.get("modalities") or {}
+    if isinstance(raw_mods, list):  # CAVACHON style: list of {name, dist/likelihood}
+        raw_mods = {str(m["name"]): {k: v for k, v in m.items() if k != "name"} for m in raw_mods}
+    if not isinstance(raw_mods, Mapping):
+        raise ConfigError(
+            "'modalities' must map names to settings.",
+            field="graph.modalities",
+            fix="write modalities: {rna: {likelihood: zinb}}.",
+        )
+    modalities: dict[str, ModalitySpec] = {}
+    for name, opts in raw_mods.items():
+        if isinstance(opts, str):
+            opts = {"likelihood": opts}
+        if opts is not None and not isinstance(opts, Mapping):
+            raise ConfigError(
+                "modality settings must be a mapping.",
+                field=f"modalities.{name}",
+                fix="write {likelihood: zinb}.",
+            )
+        opts = dict(opts or {})
+        if "dist" in opts and "likelihood" not in opts:  # CAVACHON's key
+            opts["likelihood"] = opts.pop("dist")
+        _check_keys(opts.keys(), _MODALITY_KEYS, f"modalities.{name}")
+        modalities[str(name)] = _modality(str(name), opts)
+
+    comps: list[ComponentSpec] = []
+    seen: set[str] = set()
+    owner: dict[str, str] = {}
+    for i, raw in enumerate(raw_comps):
+        where = f"components[{i}]"
+        if not isinstance(raw, Mapping):
+            raise ConfigError("each component must be a mapping.", field=where, fix="use {name:}")
+        _check_keys(raw.keys(), _COMPONENT_KEYS, where)
+        if "name" not in raw:
+            raise ConfigError("component has no name.", field=where, fix="add name: ...")
+        name = str(raw["name"])
+        where = f"components.{name}"
+        if name in seen:
+            raise GraphError(
+                f"duplicate component name {name!r}.", field=where, fix="give each a unique name."
+            )
+        seen.add(name)
+        mods = _as_name_list(raw.get("modalities"), f"{where}.modalities")
+        if not mods:
+            raise GraphError(
+                "component has no modalities.", field=f"{where}.modalities", fix="list >= 1."
+            )
+        if len(set(mods)) != len(mods):
+            raise GraphError(
+                f"modality listed twice in {list(mods)}.", field=f"{where}.modalities", fix="dedup."
+            )
+        for m in mods:
+            if m in owner:
+                raise GraphError(
+                    f"modality {m!r} is decoded by both {owner[m]!r} and {name!r}.",
+                    field=f"{where}.modalities",
+                    fix="give each modality to exactly one component.",
+                )
+            owner[m] = name
+            if m not in modalities:
+                if raw_mods:
+                    close = difflib.get_close_matches(m, list(modalities), n=1)
+                    raise GraphError(
+                        f"unknown modality {m!r}.",
+                        field=f"{where}.modalities",
+                        fix=(f"did you mean {close[0]!r}?" if close else "")
+                        + f" declared modalities: {list(modalities)}.",
+                    )
+                modalities[m] = _modality(m, {})
+        on_z = _as_name_list(raw.get("conditioned_on_z"), f"{where}.conditioned_on_z")
+        on_zh = _as_name_list(raw.get("conditioned_on_z_hat"), f"{where}.conditioned_on_z_hat")
+        on_zh = on_zh + tuple(
+            p for p in _as_name_list(raw.get("parents"), f"{where}.parents") if p not in on_zh
+        )
+        both = set(on_z) & set(on_zh)
+        if both:
+            raise GraphError(
+                f"parents {sorted(both)} listed under both conditioned_on_z and "
+                "conditioned_on_z_hat.",
+                field=where,
+                fix="keep each parent in one list.",
+            )
+        comps.append(
+            ComponentSpec(
+                name=name,
+                modalities=mods,
+                conditioned_on_z=on_z,
+                conditioned_on_z_hat=on_zh,
+                n_latent=_positive_int(raw.get("n_latent"), f"{where}.n_latent"),
+                n_clusters=_positive_int(raw.get("n_clusters"), f"{where}.n_clusters"),
+                n_layers=_positive_int(raw.get("n_layers"), f"{where}.n_layers"),
+                n_hidden=_positive_int(raw.get("n_hidden"), f"{where}.n_hidden"),
+            )
+        )
+    names = [c.name for c in comps]
+    for c in comps:
+        for p in c.parents:
+            if p == c.name:
+                raise GraphError(
+                    f"component {c.name!r} is its own parent (cycle {c.name} -> {c.name}).",
+                    field=f"components.{c.name}",
+                    fix="remove the self edge.",
+                )
+            if p not in names:
+                close = difflib.get_close_matches(p, names, n=1)
+                raise GraphError(
+                    f"unknown parent component {p!r}.",
+                    field=f"components.{c.name}",
+                    fix=(f"did you mean {close[0]!r}? " if close else "") + f"components: {names}.",
+                )
+    unused = [m for m in modalities if m not in owner]
+    if unused:
+        raise GraphError(
+            f"modalities {unused} are declared but no component decodes them.",
+            field="graph.modalities",
+            fix="add them to a component or remove them.",
+        )
+    parents = {c.name: c.parents for c in comps}
+    cycle = _find_cycle(parents)
+    if cycle:
+        # parents map child -> parent; print the cycle in the parent -> child direction
+        arrow = " -> ".join(reversed(cycle))
+        raise GraphError(
+            f"the graph has a cycle: {arrow}.",
+            field="graph.components",
+            fix="remove one of these parent edges so that the graph is acyclic.",
+        )
+    # Kahn's algorithm, stable with respect to the written order.
+    done: list[ComponentSpec] = []
+    placed: set[str] = set()
+    remaining = list(comps)
+    while remaining:
+        for c in remaining:
+            if all(p in placed for p in c.parents):
+                done.append(c)
+                placed.add(c.name)
+                remaining.remove(c)
+                break
+    return DAGSpec(modalities, tuple(done))
+
+
+def _modality(name: str, opts: Mapping[str, Any]) -> ModalitySpec:
+    lik = opts.get("likelihood", _DEFAULT_LIKELIHOOD.get(name.lower()))
+    if lik is None:
+        raise ConfigError(
+            f"no likelihood for modality {name!r} and none is implied by its name.",
+            field=f"modalities.{name}.likelihood",
+            fix=f"set likelihood to one of {list(LIKELIHOODS)}.",
+        )
+    lik = str(lik).lower()
+    if lik not in LIKELIHOODS:
+        close = difflib.get_close_matches(lik, LIKELIHOODS, n=1)
+        raise ConfigError(
+            f"unknown likelihood {lik!r}.",
+            field=f"modalities.{name}.likelihood",
+            fix=(f"did you mean {close[0]!r}? " if close else "")
+            + f"use one of {list(LIKELIHOODS)}.",
+        )
+    weight = opts.get("weight", 1.0)
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
+        raise ConfigError(
+            f"weight must be a positive number, got {weight!r}.",
+            field=f"modalities.{name}.weight",
+            fix="e.g. 1.0",
+        )
+    layer = opts.get("layer")
+    return ModalitySpec(name, lik, float(weight), None if layer is None else str(layer))
+
+
+def default_graph(modalities: Iterable[str]) -> DAGSpec:
+    """Default graph for a set of modalities.
+
+    With ``rna`` and ``atac``: CAVACHON's ATAC -> RNA (the RNA component is conditioned on the ATAC
+    component's integrated latent). Any other modality becomes its own root component.
+    """
+    mods = list(modalities)
+    comps: list[dict[str, Any]] = []
+    if "atac" in mods and "rna" in mods:
+        comps.append({"name": "atac", "modalities": ["atac"]})
+        comps.append({"name": "rna", "modalities": ["rna"], "conditioned_on_z_hat": ["atac"]})
+        rest = [m for m in mods if m not in ("atac", "rna")]
+    else:
+        rest = mods
+    comps.extend({"name": m, "modalities": [m]} for m in rest)
+    return parse_graph({"components": comps})

@@ -1,0 +1,570 @@
+"""User-facing DAG-VAE model: data setup, training, results, differential analyses, save/load."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from biostruct.errors import ConfigError, InputError, NotFittedError
+from biostruct.multiomics import analysis
+from biostruct.multiomics.data import MultiomeData, as_modalities, setup_data
+from biostruct.multiomics.graph import DAGSpec, default_graph, parse_graph
+from biostruct.multiomics.module import DAGModule
+from biostruct.multiomics.training import TrainConfig, train_component
+
+__all__ = ["DAGVAE", "resolve_device"]
+
+_FORMAT_VERSION = 1
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else is passed to ``torch.device``."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ConfigError(
+            f"unknown device {device!r}.", field="device", fix="'auto', 'cpu' or 'cuda'"
+        ) from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            "CUDA is not available.", field="device", fix="use device='auto' or 'cpu'."
+        )
+    return dev
+
+
+class DAGVAE:
+    """CAVACHON-style DAG-structured VAE over paired multi-omics data.
+
+    Parameters
+    ----------
+    mdata
+        MuData, or a dict of AnnData with the same cells (obs names) in every modality. Count
+        likelihoods need raw counts.
+    graph
+        DAG specification (dict, YAML text or path, :class:`DAGSpec`). Default: ATAC -> RNA for
+        ``rna`` + ``atac``, otherwise one root component per modality.
+    n_latent, n_clusters, n_layers, n_hidden
+        Defaults for components that do not set them (``n_clusters`` default 2 * n_latent + 1;
+        encoder widths ``n_hidden * 2**i`` for i < n_layers).
+    batch_key
+        obs column with the batch of each cell (one-hot into every decoder); None for no batch.
+    encode_batch
+        Also feed the batch one-hot to the encoders.
+    device
+        ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
+    seed
+        Seed for initial weights, data split, minibatch order and sampling.
+    """
+
+    def __init__(
+        self,
+        mdata: Any,
+        graph: Any = None,
+        *,
+        n_latent: int = 10,
+        n_clusters: int | None = None,
+        n_layers: int = 2,
+        n_hidden: int = 128,
+        batch_key: str | None = None,
+        encode_batch: bool = False,
+        device: str | torch.device = "auto",
+        seed: int = 0,
+    ) -> None:
+        mods = as_modalities(mdata)
+        spec = default_graph(mods) if graph is None else parse_graph(graph)
+        self.graph: DAGSpec = spec.with_defaults(n_latent, n_clusters, n_layers, n_hidden)
+        self.batch_key = batch_key
+        self.encode_batch = encode_batch
+        self.seed = int(seed)
+        self.device = resolve_device(device)
+        self.data: MultiomeData | None = setup_data(mdata, self.graph, batch_key)
+        self.init_args = {
+            "n_latent": n_latent,
+            "n_clusters": n_clusters,
+            "n_layers": n_layers,
+            "n_hidden": n_hidden,
+            "batch_key": batch_key,
+            "encode_batch": encode_batch,
+            "seed": seed,
+        }
+        self.n_features = {m: x.shape[1] for m, x in self.data.X.items()}
+        self.var_names = {m: list(v) for m, v in self.data.var_names.items()}
+        self.batch_categories = list(self.data.batch_categories)
+        torch.manual_seed(self.seed)
+        self.module = DAGModule(
+            self.graph, self.n_features, self.data.n_batch, encode_batch, seed=self.seed
+        ).to(self.device)
+        self.history: list[dict] = []
+        self.train_summary: list[dict] = []
+        self.train_config: dict = {}
+        self.is_trained = False
+
+    # ------------------------------------------------------------------ training
+    def train(
+        self,
+        max_epochs: int = 100,
+        *,
+        components: Sequence[str] | None = None,
+        checkpoint_dir: str | os.PathLike | None = None,
+        **kwargs: Any,
+    ) -> DAGVAE:
+        """Train the components one after another in topological order.
+
+        Parameters
+        ----------
+        max_epochs
+            Epochs per component, annealing phases included.
+        components
+            Train only these (their ancestors must already be trained); default all.
+        checkpoint_dir
+            If given, the model is saved there (atomically) after each component.
+        **kwargs
+            Fields of :class:`~biostruct.multiomics.training.TrainConfig` (``batch_size``, ``lr``,
+            ``validation_fraction``, ``patience``, ``n_kl_annealing_epochs``, ...).
+        """
+        valid = set(TrainConfig.__dataclass_fields__) - {"max_epochs", "extra"}
+        for k in kwargs:
+            if k not in valid:
+                import difflib
+
+                close = difflib.get_close_matches(k, sorted(valid), n=1)
+                raise ConfigError(
+                    f"unknown training option {k!r}.",
+                    field=k,
+                    fix=f"did you mean {close[0]!r}?" if close else f"valid: {sorted(valid)}",
+                )
+        cfg = TrainConfig(max_epochs=max_epochs, **kwargs)
+        data = self._need_data()
+        rng = np.random.default_rng(self.seed)
+        torch.manual_seed(self.seed)
+        perm = rng.permutation(data.n_cells)
+        n_val = int(round(cfg.validation_fraction * data.n_cells))
+        val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        self.train_config = cfg.to_dict()
+        self.train_config["n_val_cells"] = n_val
+        order = list(components) if components is not None else self.graph.order
+        for c in order:
+            self.graph[c]  # raises GraphError for unknown names
+        self.module.train()
+        for c in self.graph.order:
+            if c not in order:
+                continue
+            summary = train_component(
+                self.module,
+                data,
+                c,
+                train_idx,
+                val_idx,
+                cfg,
+                self.device,
+                rng,
+                self.seed,
+                self.history.append,
+            )
+            self.train_summary.append(summary)
+            if checkpoint_dir is not None:
+                self.is_trained = True
+                self.save(checkpoint_dir)
+        self.module.eval()
+        self.is_trained = True
+        return self
+
+    # ------------------------------------------------------------------ results
+    def _need_data(self) -> MultiomeData:
+        if self.data is None:
+            raise InputError(
+                "this model has no data attached.",
+                field="mdata",
+                fix="pass the data to DAGVAE.load(path, mdata) or call model.attach(mdata).",
+            )
+        return self.data
+
+    def _need_trained(self) -> None:
+        if not self.is_trained:
+            raise NotFittedError("the model is not trained.", field="model", fix="call train().")
+
+    def attach(self, mdata: Any) -> DAGVAE:
+        """Attach (new) data with the same modalities and features as the training data."""
+        data = setup_data(mdata, self.graph, self.batch_key)
+        for m, names in self.var_names.items():
+            if list(data.var_names[m]) != names:
+                raise InputError(
+                    "features differ from the ones the model was trained on.",
+                    field=f"{m}.var_names",
+                    fix="subset/reorder the data to the training features.",
+                )
+        if self.batch_key is not None:
+            cats = {c: i for i, c in enumerate(self.batch_categories)}
+            unknown = sorted(set(data.batch_categories) - set(cats))
+            if unknown:
+                raise InputError(
+                    f"batches {unknown} were not seen in training.",
+                    field=f"obs.{self.batch_key}",
+                    fix="use data from the training batches.",
+                )
+            remap = np.array([cats[c] for c in data.batch_categories])
+            data.batch_codes = remap[data.batch_codes]
+            data.batch_categories = list(self.batch_categories)
+        self.data = data
+        return self
+
+    def get_latent_representation(
+        self, component: str, kind: str = "z", give_mean: bool = True
+    ) -> np.ndarray:
+        """Latent of ``component`` for every cell.
+
+        Parameters
+        ----------
+        component
+            Component name.
+        kind
+            ``"z"`` (the component's own latent, where its mixture clusters live) or ``"z_hat"``
+            (the integrated latent, which carries the parents' information).
+        give_mean
+            Posterior mean (True) or one posterior sample (False; z only).
+        """
+        self._need_trained()
+        self.graph[component]
+        if kind not in ("z", "z_hat"):
+            raise InputError(f"unknown kind {kind!r}.", field="kind", fix="'z' or 'z_hat'.")
+        out = analysis.latents(self.module, self._need_data(), component, self.device)
+        if not give_mean and kind == "z":
+            g = np.random.default_rng(self.seed)
+            return (
+                out["z"] + g.standard_normal(out["z"].shape) * np.exp(0.5 * out["logvar"])
+            ).astype(np.float32)
+        return out[kind]
+
+    def cluster(
+        self, component: str, integrated: bool = False, merge_threshold: float = 0.8
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Cluster label and probabilities per cell.
+
+        ``integrated=False``: argmax of p(cluster | z) under the component's mixture prior.
+        ``integrated=True``: clusters of z_hat under the mixture its priors and its ancestors'
+        priors induce (CAVACHON's integrated clusters), components with Bhattacharyya
+        coefficient above ``merge_threshold`` merged.
+
+        Returns
+        -------
+        labels (n_cells,) int, probabilities (n_cells, n_clusters)
+        """
+        self._need_trained()
+        lat = analysis.latents(self.module, self._need_data(), component, self.device)
+        if integrated:
+            return analysis.integrated_clusters(
+                self.module, component, lat["z_hat"], merge_threshold=merge_threshold
+            )
+        probs = analysis.mixture_clusters(self.module, component, lat["z"])
+        return probs.argmax(1), probs
+
+    # ------------------------------------------------------------------ differential
+    def _group_index(
+        self, groupby: str | None, group: Any, idx: Any, obs: pd.DataFrame | None, which: str
+    ) -> np.ndarray:
+        data = self._need_data()
+        if idx is not None:
+            idx = np.asarray(idx)
+            if idx.dtype == bool:
+                if len(idx) != data.n_cells:
+                    raise InputError(
+                        "boolean mask has the wrong length.", field=which, fix="len = n_cells"
+                    )
+                idx = np.nonzero(idx)[0]
+            return idx.astype(np.int64)
+        if groupby is None or group is None or obs is None:
+            raise InputError(
+                "no cells given.",
+                field=which,
+                fix="pass idx1/idx2, or groupby + group1 (+ group2).",
+            )
+        col = obs[groupby].reindex(data.obs_names).astype(str).to_numpy()
+        if isinstance(group, str | int):
+            group = [group]
+        sel = np.isin(col, [str(g) for g in group])
+        if not sel.any():
+            raise InputError(
+                f"no cells in group {group!r}.", field=which, fix=f"check obs[{groupby!r}]."
+            )
+        return np.nonzero(sel)[0]
+
+    @torch.no_grad()
+    def _draw_means(
+        self,
+        modality: str,
+        idx: np.ndarray,
+        n_samples: int,
+        batch_correction: bool,
+        rng: np.random.Generator,
+        substitute: tuple[str, np.ndarray] | None = None,
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        data = self._need_data()
+        comp = self.graph.component_of(modality)
+        needed = self.module.needed(comp)
+        orig, subst = [], []
+        donor_pool = None
+        if substitute is not None:
+            donor, didx = substitute
+            lat = analysis.latents(self.module, data, donor, self.device)
+            donor_pool = (lat["z"][didx], lat["logvar"][didx])
+        for s in range(0, len(idx), 512):
+            b = data.minibatch(idx[s : s + 512], self.device)
+            enc = self.module.encode_all(b, b["_batch"], needed)
+            for _ in range(n_samples):
+                z = {
+                    c: mu + torch.randn_like(mu) * torch.exp(0.5 * lv)
+                    for c, (mu, lv) in enc.items()
+                }
+                batch = b["_batch"]
+                if batch_correction and data.n_batch > 1:
+                    codes = torch.as_tensor(
+                        rng.integers(0, data.n_batch, len(batch)), device=self.device
+                    )
+                    batch = torch.nn.functional.one_hot(codes, data.n_batch).float()
+                zh = self.module.propagate(z)
+                orig.append(self.module.decode_mean(comp, modality, zh[comp], batch).cpu().numpy())
+                if donor_pool is not None:
+                    pick = rng.integers(0, len(donor_pool[0]), len(batch))
+                    m = torch.as_tensor(donor_pool[0][pick], device=self.device)
+                    lv = torch.as_tensor(donor_pool[1][pick], device=self.device)
+                    z2 = dict(z)
+                    z2[substitute[0]] = m + torch.randn_like(m) * torch.exp(0.5 * lv)
+                    zh2 = self.module.propagate(z2)
+                    subst.append(
+                        self.module.decode_mean(comp, modality, zh2[comp], batch).cpu().numpy()
+                    )
+        if donor_pool is not None:
+            return np.concatenate(orig, 0), np.concatenate(subst, 0)
+        return np.concatenate(orig, 0)
+
+    def differential(
+        self,
+        modality: str,
+        *,
+        groupby: str | None = None,
+        group1: Any = None,
+        group2: Any = None,
+        idx1: Any = None,
+        idx2: Any = None,
+        obs: pd.DataFrame | None = None,
+        mode: str = "change",
+        delta: float | None = None,
+        fdr_target: float = 0.05,
+        n_cells: int = 500,
+        n_samples: int = 10,
+        batch_correction: bool = True,
+        seed: int | None = None,
+    ) -> pd.DataFrame:
+        """Differential expression/accessibility between two groups of cells, with Bayes factors.
+
+        Posterior draws of the normalised mean (library size removed; for ATAC, the cell factor
+        removed) are decoded for up to ``n_cells`` cells per group x ``n_samples`` latent samples;
+        with ``batch_correction`` each draw uses a random batch (batch marginalised).
+
+        ``mode="change"`` tests |LFC| > ``delta`` (counts; default 0.25) or |difference| > delta
+        (Bernoulli/Gaussian; default 0.05) and calls features at posterior expected FDR <=
+        ``fdr_target`` (column ``is_de_fdr``). ``mode="vanilla"`` gives P(group1 > group2) and
+        its log odds. ``group2=None`` (and no ``idx2``) compares group1 with all other cells.
+
+        Returns
+        -------
+        DataFrame indexed by feature, sorted by Bayes factor: ``proba_de``, ``bayes_factor``,
+        ``lfc_mean``/``delta_mean`` (+ median, std), ``mean1``, ``mean2``, ``is_de_fdr``,
+        ``expected_fdr``.
+        """
+        self._need_trained()
+        data = self._need_data()
+        if modality not in self.graph.modalities:
+            raise InputError(
+                f"unknown modality {modality!r}.",
+                field="modality",
+                fix=f"use one of {list(self.graph.modalities)}",
+            )
+        rng = np.random.default_rng(self.seed if seed is None else seed)
+        torch.manual_seed(self.seed if seed is None else seed)
+        i1 = self._group_index(groupby, group1, idx1, obs, "group1")
+        if group2 is None and idx2 is None:
+            i2 = np.setdiff1d(np.arange(data.n_cells), i1)
+        else:
+            i2 = self._group_index(groupby, group2, idx2, obs, "group2")
+        i1 = rng.choice(i1, size=min(n_cells, len(i1)), replace=False)
+        i2 = rng.choice(i2, size=min(n_cells, len(i2)), replace=False)
+        a = self._draw_means(modality, np.sort(i1), n_samples, batch_correction, rng)
+        b = self._draw_means(modality, np.sort(i2), n_samples, batch_correction, rng)
+        comp = self.module.components[self.graph.component_of(modality)]
+        change = comp.likelihoods[modality].change
+        delta = (0.25 if change == "lfc" else 0.05) if delta is None else delta
+        return analysis.bayes_factor_table(
+            a, b, pd.Index(self.var_names[modality]), change, mode, delta, fdr_target, rng
+        )
+
+    def differential_substitution(
+        self,
+        donor: str,
+        modality: str,
+        *,
+        groupby: str | None = None,
+        recipient: Any = None,
+        donor_group: Any = None,
+        recipient_idx: Any = None,
+        donor_idx: Any = None,
+        obs: pd.DataFrame | None = None,
+        delta: float | None = None,
+        fdr_target: float = 0.05,
+        n_cells: int = 500,
+        n_samples: int = 10,
+        seed: int | None = None,
+    ) -> pd.DataFrame:
+        """CAVACHON's latent-substitution ("chimeric profile") differential analysis.
+
+        For recipient cells, the latent z of the ``donor`` component (an ancestor of the component
+        that decodes ``modality``, or that component itself) is replaced by posterior draws from
+        donor-group cells; z_hat is recomputed downstream and ``modality`` decoded. Substituted and
+        original means of the same cells are compared pairwise: a feature that changes is
+        driven by what the donor component encodes about the donor group.
+
+        Returns
+        -------
+        DataFrame indexed by feature: ``proba_de``, ``bayes_factor``, ``lfc_mean`` (or
+        ``delta_mean``; substituted vs original), ``mean1`` (substituted), ``mean2`` (original),
+        ``mean_delta`` (substituted - original), ``is_de_fdr``, ``expected_fdr``.
+        """
+        self._need_trained()
+        self._need_data()
+        target = self.graph.component_of(modality)
+        allowed = self.module.needed(target)
+        if donor not in allowed:
+            raise InputError(
+                f"component {donor!r} is not an ancestor of {target!r} (which decodes {modality!r}).",
+                field="donor",
+                fix=f"use one of {allowed}.",
+            )
+        rng = np.random.default_rng(self.seed if seed is None else seed)
+        torch.manual_seed(self.seed if seed is None else seed)
+        ri = self._group_index(groupby, recipient, recipient_idx, obs, "recipient")
+        di = self._group_index(groupby, donor_group, donor_idx, obs, "donor_group")
+        ri = np.sort(rng.choice(ri, size=min(n_cells, len(ri)), replace=False))
+        orig, subst = self._draw_means(modality, ri, n_samples, False, rng, substitute=(donor, di))
+        comp = self.module.components[target]
+        change = comp.likelihoods[modality].change
+        delta = (0.25 if change == "lfc" else 0.05) if delta is None else delta
+        tab = analysis.bayes_factor_table(
+            subst,
+            orig,
+            pd.Index(self.var_names[modality]),
+            change,
+            "change",
+            delta,
+            fdr_target,
+            rng,
+            paired=True,
+        )
+        tab["mean_delta"] = tab["mean1"] - tab["mean2"]
+        return tab
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike, overwrite: bool = True) -> Path:
+        """Write the model to directory ``path`` atomically (temporary directory, then rename).
+
+        Files: ``model.pt`` (weights), ``model.json`` (graph, settings, features, history).
+        """
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise InputError(f"{path} exists.", field="path", fix="pass overwrite=True.")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            torch.save({k: v.cpu() for k, v in self.module.state_dict().items()}, tmp / "model.pt")
+            meta = {
+                "format_version": _FORMAT_VERSION,
+                "graph": self.graph.to_dict(),
+                "init_args": self.init_args,
+                "n_features": self.n_features,
+                "var_names": self.var_names,
+                "batch_categories": self.batch_categories,
+                "history": self.history,
+                "train_summary": self.train_summary,
+                "train_config": self.train_config,
+                "is_trained": self.is_trained,
+                "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            }
+            (tmp / "model.json").write_text(json.dumps(meta, indent=1, default=_json_default))
+            if path.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+                os.replace(path, old / "x")
+                os.replace(tmp, path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, mdata: Any = None, device: str = "auto") -> DAGVAE:
+        """Load a model saved by :meth:`save`; ``mdata`` (same features) attaches data."""
+        path = Path(path)
+        if not (path / "model.json").exists() or not (path / "model.pt").exists():
+            raise InputError(
+                f"{path} is not a saved DAGVAE.",
+                field="path",
+                fix="pass a directory written by save().",
+            )
+        meta = json.loads((path / "model.json").read_text())
+        self = cls.__new__(cls)
+        self.graph = parse_graph(meta["graph"])
+        ia = meta["init_args"]
+        self.init_args = ia
+        self.batch_key = ia["batch_key"]
+        self.encode_batch = ia["encode_batch"]
+        self.seed = ia["seed"]
+        self.device = resolve_device(device)
+        self.n_features = {k: int(v) for k, v in meta["n_features"].items()}
+        self.var_names = meta["var_names"]
+        self.batch_categories = meta["batch_categories"]
+        self.module = DAGModule(
+            self.graph, self.n_features, len(self.batch_categories), self.encode_batch, self.seed
+        )
+        state = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
+        self.module.load_state_dict(state)
+        self.module.to(self.device).eval()
+        self.history = meta["history"]
+        self.train_summary = meta["train_summary"]
+        self.train_config = meta["train_config"]
+        self.is_trained = meta["is_trained"]
+        self.data = None
+        if mdata is not None:
+            self.attach(mdata)
+        return self
+
+    def __repr__(self) -> str:
+        edges = [f"{p}->{c.name}" for c in self.graph.components for p in c.parents]
+        return (
+            f"DAGVAE(components={self.graph.order}, edges={edges}, "
+            f"trained={self.is_trained}, device={self.device.type})"
+        )
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.integer | np.floating):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, tuple):
+        return list(o)
+    raise TypeError(type(o))

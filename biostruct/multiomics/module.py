@@ -1,0 +1,208 @@
+"""The maths of the DAG-structured VAE: components, the hierarchical map z -> z_hat, the loss.
+
+Generative model (for each cell, components in topological order)::
+
+    z_c      ~ MixturePrior_c                                  (independent across components)
+    z_hat_c  = B_c [ z_p or z_hat_p for parents p ; alpha^2 R_c z_c ]   (linear, bias-free)
+    x_m      ~ Likelihood_m( Decoder_{c,m}([z_hat_c, batch one-hot]), aux_m )   for m in c
+
+Inference: q(z_c | x_c) = N(mu, diag exp(logvar)) from an encoder over the component's own
+modalities (and optionally the batch). R and B are bias-free so that z_hat is a linear map of
+mixture variables and integrated clusters can be computed analytically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from biostruct.multiomics.graph import ComponentSpec, DAGSpec
+from biostruct.multiomics.likelihoods import Likelihood, make_likelihood
+from biostruct.multiomics.prior import MixturePrior, standard_normal_kl
+
+__all__ = ["ComponentModule", "DAGModule", "LossTerms", "mlp"]
+
+
+def mlp(n_in: int, widths: list[int]) -> nn.Sequential:
+    """Dense -> LayerNorm -> SiLU blocks (CAVACHON's backbone, swish activation)."""
+    layers: list[nn.Module] = []
+    for w in widths:
+        layers += [nn.Linear(n_in, w), nn.LayerNorm(w), nn.SiLU()]
+        n_in = w
+    return nn.Sequential(*layers)
+
+
+@dataclass
+class LossTerms:
+    """Per-cell terms of one component's objective (shape ``(n_cells,)`` each)."""
+
+    recon: torch.Tensor  # weighted sum over modalities of log p(x_m | z_hat)
+    kl_gmm: torch.Tensor  # KL(q || mixture prior), Monte-Carlo cross term
+    kl_std: torch.Tensor  # KL(q || N(0, I)), closed form
+    per_modality: dict[str, torch.Tensor]
+
+    @property
+    def elbo(self) -> torch.Tensor:
+        return self.recon - self.kl_gmm
+
+
+class ComponentModule(nn.Module):
+    """One component: encoder over its modalities, mixture prior, R/B maps, decoders."""
+
+    def __init__(
+        self,
+        spec: ComponentSpec,
+        likelihoods: Mapping[str, str],
+        n_features: Mapping[str, int],
+        parent_dims: list[int],
+        n_batch: int,
+        encode_batch: bool,
+        seed: int,
+    ) -> None:
+        super().__init__()
+        assert spec.n_latent and spec.n_clusters and spec.n_layers and spec.n_hidden
+        d, width = spec.n_latent, spec.n_hidden
+        self.name = spec.name
+        self.modalities = list(spec.modalities)
+        self.encode_batch = encode_batch
+        widths = [min(width * 2**i, 2048) for i in range(spec.n_layers)]  # e.g. 128, 256, 512
+        self.preprocess = nn.ModuleDict(
+            {m: nn.Linear(n_features[m], widths[-1]) for m in self.modalities}
+        )
+        n_enc_in = widths[-1] * len(self.modalities) + (n_batch if encode_batch else 0)
+        self.encoder = mlp(n_enc_in, list(reversed(widths)))
+        self.enc_mu = nn.Linear(widths[0], d)
+        self.enc_logvar = nn.Linear(widths[0], d)
+        self.prior = MixturePrior(spec.n_clusters, d, seed=seed)
+        self.r_net = nn.Linear(d, d, bias=False)
+        self.b_net = nn.Linear(d + sum(parent_dims), d, bias=False)
+        # identity-like start: z_hat = z + (parent parts), so the latent's scale reaches the decoder
+        with torch.no_grad():
+            nn.init.eye_(self.r_net.weight)
+            self.b_net.weight.zero_()
+            col = 0
+            for pd_ in [*parent_dims, d]:
+                k = min(pd_, d)
+                self.b_net.weight[:k, col : col + k] += torch.eye(k)
+                col += pd_
+        self.decoders = nn.ModuleDict({m: mlp(d + n_batch, widths) for m in self.modalities})
+        self.likelihoods: Mapping[str, Likelihood] = nn.ModuleDict(
+            {m: make_likelihood(likelihoods[m], n_features[m], widths[-1]) for m in self.modalities}
+        )
+
+    def encode(
+        self, x: Mapping[str, torch.Tensor], batch: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        parts = [
+            self.preprocess[m](self.likelihoods[m].encoder_input(x[m])) for m in self.modalities
+        ]
+        if self.encode_batch:
+            parts.append(batch)
+        h = self.encoder(torch.cat(parts, -1))
+        return self.enc_mu(h), self.enc_logvar(h).clamp(-12.0, 8.0)
+
+    def z_hat(
+        self, z: torch.Tensor, parent_inputs: list[torch.Tensor], alpha: float
+    ) -> torch.Tensor:
+        own = (alpha**2) * self.r_net(z)
+        return self.b_net(torch.cat([*parent_inputs, own], -1))
+
+    def decode_hidden(
+        self, modality: str, z_hat: torch.Tensor, batch: torch.Tensor
+    ) -> torch.Tensor:
+        return self.decoders[modality](torch.cat([z_hat, batch], -1))
+
+
+class DAGModule(nn.Module):
+    """All components of a DAG; computes latents in topological order and per-component losses."""
+
+    def __init__(
+        self,
+        graph: DAGSpec,
+        n_features: Mapping[str, int],
+        n_batch: int,
+        encode_batch: bool = False,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.graph = graph
+        self.n_batch = n_batch
+        likelihoods = {m: s.likelihood for m, s in graph.modalities.items()}
+        self.components = nn.ModuleDict()
+        for i, spec in enumerate(graph.components):
+            pdims = [graph[p].n_latent for p in spec.parents]
+            self.components[spec.name] = ComponentModule(
+                spec, likelihoods, n_features, pdims, n_batch, encode_batch, seed + 101 * i
+            )
+
+    def encode_all(
+        self, x: Mapping[str, torch.Tensor], batch: torch.Tensor, names: list[str] | None = None
+    ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        names = names if names is not None else self.graph.order
+        return {c: self.components[c].encode(x, batch) for c in names}
+
+    def propagate(
+        self, z: Mapping[str, torch.Tensor], alphas: Mapping[str, float] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """z_hat of every component present in ``z`` (its ancestors must be present too)."""
+        alphas = alphas or {}
+        z_hat: dict[str, torch.Tensor] = {}
+        for c in self.graph.order:
+            if c not in z:
+                continue
+            spec = self.graph[c]
+            inputs = [z[p] for p in spec.conditioned_on_z] + [
+                z_hat[p] for p in spec.conditioned_on_z_hat
+            ]
+            z_hat[c] = self.components[c].z_hat(z[c], inputs, alphas.get(c, 1.0))
+        return z_hat
+
+    def needed(self, component: str) -> list[str]:
+        return [*self.graph.ancestors(component), component]
+
+    def component_loss(
+        self,
+        component: str,
+        x: Mapping[str, torch.Tensor],
+        batch: torch.Tensor,
+        alpha: float = 1.0,
+        sample_parents: bool = True,
+    ) -> LossTerms:
+        """Loss terms of ``component``; its ancestors are evaluated without gradients."""
+        comp = self.components[component]
+        anc = self.graph.ancestors(component)
+        z: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            for p in anc:
+                mu_p, lv_p = self.components[p].encode(x, batch)
+                z[p] = (
+                    mu_p + torch.randn_like(mu_p) * torch.exp(0.5 * lv_p)
+                    if sample_parents
+                    else mu_p
+                )
+        mu, logvar = comp.encode(x, batch)
+        z[component] = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        z_hat = self.propagate(z, {component: alpha})[component]
+        per_mod: dict[str, torch.Tensor] = {}
+        recon = torch.zeros(mu.shape[0], device=mu.device)
+        for m in comp.modalities:
+            lik = comp.likelihoods[m]
+            h = comp.decode_hidden(m, z_hat, batch)
+            ll = lik.log_likelihood(x[m], h, lik.auxiliary(x[m]))
+            per_mod[m] = ll
+            recon = recon + self.graph.modalities[m].weight * ll
+        kl_gmm = comp.prior.kl(mu, logvar, z=z[component])
+        kl_std = standard_normal_kl(mu, logvar)
+        return LossTerms(recon=recon, kl_gmm=kl_gmm, kl_std=kl_std, per_modality=per_mod)
+
+    def decode_mean(
+        self, component: str, modality: str, z_hat: torch.Tensor, batch: torch.Tensor
+    ) -> torch.Tensor:
+        """Normalised expected value of ``modality`` given the component's z_hat."""
+        comp = self.components[component]
+        return comp.likelihoods[modality].normalized_mean(
+            comp.decode_hidden(modality, z_hat, batch)
+        )

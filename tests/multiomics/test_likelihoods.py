@@ -1,0 +1,215 @@
+"""Log-likelihoods against scipy reference values; mixture prior against Monte Carlo."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyro.distributions as dist
+import pytest
+import torch
+from scipy import stats
+from scipy.special import logsumexp
+
+from biostruct.multiomics.likelihoods import (
+    BernoulliLikelihood,
+    GaussianLikelihood,
+    NBLikelihood,
+    PoissonLikelihood,
+    ProteinLikelihood,
+    ZINBLikelihood,
+    nb_logits,
+    zinb_log_prob,
+)
+from biostruct.multiomics.prior import MixturePrior, standard_normal_kl
+
+torch.manual_seed(0)
+N, G, H = 6, 9, 4
+
+
+def _setup(cls):
+    lik = cls(G, H)
+    with torch.no_grad():
+        for p in lik.parameters():
+            p.normal_(0, 0.5)
+    h = torch.randn(N, H)
+    return lik, h
+
+
+def _counts(seed=0):
+    return torch.as_tensor(np.random.default_rng(seed).poisson(2.0, (N, G)), dtype=torch.float32)
+
+
+def test_nb_matches_scipy():
+    lik, h = _setup(NBLikelihood)
+    x = _counts()
+    lib = lik.auxiliary(x)
+    ours = lik.log_likelihood(x, h, lib).detach().numpy()
+    mu = (lib * torch.softmax(lik.scale_head(h), -1)).detach().numpy()
+    theta = lik.theta().detach().numpy()
+    ref = stats.nbinom.logpmf(x.numpy(), theta, theta / (theta + mu)).sum(1)
+    np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-3)
+    # the Pyro object agrees with the fast path and has the scVI mean
+    d = lik.distribution(h, lib)
+    np.testing.assert_allclose(d.log_prob(x).sum(1).detach().numpy(), ref, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(d.mean.detach().numpy(), mu, rtol=1e-4)
+
+
+def test_zinb_matches_scipy_mixture():
+    lik, h = _setup(ZINBLikelihood)
+    x = _counts(1)
+    lib = lik.auxiliary(x)
+    ours = lik.log_likelihood(x, h, lib).detach().numpy()
+    mu = (lib * torch.softmax(lik.scale_head(h), -1)).detach().numpy()
+    theta = lik.theta().detach().numpy()
+    pi = torch.sigmoid(lik.gate_head(h)).detach().numpy()
+    nb = stats.nbinom.pmf(x.numpy(), theta, theta / (theta + mu))
+    ref = np.log(pi * (x.numpy() == 0) + (1 - pi) * nb).sum(1)
+    np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-3)
+    pyro_lp = lik.distribution(h, lib).log_prob(x).sum(1).detach().numpy()
+    np.testing.assert_allclose(pyro_lp, ref, rtol=1e-4, atol=1e-3)
+
+
+def test_zinb_extreme_gates_stay_finite():
+    x = torch.tensor([[0.0, 3.0, 0.0]])
+    mu = torch.tensor([[1e-6, 50.0, 200.0]])
+    theta = torch.tensor([0.01, 100.0, 1.0])
+    g = torch.tensor([[30.0, -30.0, 0.0]])
+    lp = zinb_log_prob(x, mu, theta, g)
+    ref = dist.ZeroInflatedNegativeBinomial(
+        total_count=theta.expand_as(mu), logits=nb_logits(mu, theta), gate_logits=g
+    ).log_prob(x)
+    assert torch.isfinite(lp).all()
+    torch.testing.assert_close(lp, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_poisson_matches_scipy():
+    lik, h = _setup(PoissonLikelihood)
+    x = _counts(2)
+    lib = lik.auxiliary(x)
+    rate = (lib * torch.softmax(lik.scale_head(h), -1)).detach().numpy()
+    ref = stats.poisson.logpmf(x.numpy(), rate).sum(1)
+    np.testing.assert_allclose(lik.log_likelihood(x, h, lib).detach().numpy(), ref, rtol=1e-4)
+
+
+def test_bernoulli_binarises_and_matches_scipy():
+    lik, h = _setup(BernoulliLikelihood)
+    with torch.no_grad():
+        lik.cell_head.weight.mul_(0.01)  # keep p away from the 1e-6 floor
+    x = _counts(3)
+    aux = lik.auxiliary(x)
+    p = (
+        (torch.sigmoid(lik.logit_head(h)) * torch.sigmoid(lik.region_logit) * torch.sigmoid(aux))
+        .detach()
+        .numpy()
+    )
+    ref = stats.bernoulli.logpmf((x.numpy() > 0).astype(int), p).sum(1)
+    np.testing.assert_allclose(lik.log_likelihood(x, h, aux).detach().numpy(), ref, rtol=1e-4)
+    # the cell factor depends on how open the cell is
+    sparse = torch.zeros(1, G)
+    dense = torch.ones(1, G)
+    with torch.no_grad():
+        lik.cell_head.weight.fill_(0.1)
+    assert lik.auxiliary(dense) > lik.auxiliary(sparse)
+
+
+def test_gaussian_matches_scipy():
+    lik, h = _setup(GaussianLikelihood)
+    x = torch.randn(N, G)
+    loc = lik.loc_head(h).detach().numpy()
+    sd = (torch.nn.functional.softplus(lik.log_scale) + 1e-4).detach().numpy()
+    ref = stats.norm.logpdf(x.numpy(), loc, sd).sum(1)
+    np.testing.assert_allclose(lik.log_likelihood(x, h, None).detach().numpy(), ref, rtol=1e-4)
+
+
+def test_protein_mixture_matches_scipy():
+    lik, h = _setup(ProteinLikelihood)
+    x = _counts(4) * 5
+    back = torch.exp(lik.log_background).detach().numpy()[None, :].repeat(N, 0)
+    fore = back * (1 + torch.nn.functional.softplus(lik.fg_head(h)).detach().numpy())
+    pb = torch.sigmoid(lik.mix_head(h)).detach().numpy()
+    theta = (torch.nn.functional.softplus(lik.log_theta) + 1e-4).detach().numpy()
+    xn = x.numpy()
+    lb = stats.nbinom.logpmf(xn, theta, theta / (theta + back))
+    lf = stats.nbinom.logpmf(xn, theta, theta / (theta + fore))
+    ref = logsumexp(np.stack([np.log(pb) + lb, np.log1p(-pb) + lf]), axis=0).sum(1)
+    np.testing.assert_allclose(lik.log_likelihood(x, h, None).detach().numpy(), ref, rtol=1e-4)
+
+
+def _mixture(seed=0, k=3, d=2):
+    prior = MixturePrior(k, d, seed=seed)
+    with torch.no_grad():
+        prior.logits.copy_(torch.tensor([0.3, -0.5, 1.0][:k]))
+        prior.raw_scale.normal_(0, 0.5)
+    return prior
+
+
+def test_mixture_log_prob_matches_scipy():
+    prior = _mixture()
+    z = torch.randn(7, 2)
+    w = torch.softmax(prior.logits, -1).detach().numpy()
+    mu = prior.loc.detach().numpy()
+    sd = prior.scale().detach().numpy()
+    comp = np.stack(
+        [np.log(w[k]) + stats.norm.logpdf(z.numpy(), mu[k], sd[k]).sum(1) for k in range(3)]
+    )
+    ref = logsumexp(comp, axis=0)
+    np.testing.assert_allclose(prior.log_prob(z).detach().numpy(), ref, rtol=1e-5)
+    np.testing.assert_allclose(prior.to_pyro().log_prob(z).detach().numpy(), ref, rtol=1e-5)
+    r = prior.responsibilities(z).detach().numpy()
+    np.testing.assert_allclose(r.sum(1), 1.0, rtol=1e-6)
+
+
+def test_mixture_kl_matches_independent_monte_carlo():
+    prior = _mixture(1)
+    mu = torch.tensor([[0.5, -1.0], [2.0, 0.3]])
+    logvar = torch.tensor([[-1.0, 0.2], [0.0, -0.5]])
+    torch.manual_seed(1)
+    ours = prior.kl(mu, logvar, n_samples=40000).detach().numpy()
+    # independent estimate with numpy/scipy: E_q[log q(z) - log p(z)]
+    rng = np.random.default_rng(2)
+    w = torch.softmax(prior.logits, -1).detach().numpy()
+    pm, ps = prior.loc.detach().numpy(), prior.scale().detach().numpy()
+    for i in range(2):
+        m, s = mu[i].numpy(), np.exp(0.5 * logvar[i].numpy())
+        z = m + s * rng.standard_normal((40000, 2))
+        lq = stats.norm.logpdf(z, m, s).sum(1)
+        lp = logsumexp(
+            np.stack([np.log(w[k]) + stats.norm.logpdf(z, pm[k], ps[k]).sum(1) for k in range(3)]),
+            axis=0,
+        )
+        mc = (lq - lp).mean()
+        se = (lq - lp).std() / np.sqrt(len(z))
+        assert abs(ours[i] - mc) < 5 * se + 0.02, (ours[i], mc, se)
+        assert ours[i] > 0
+
+
+def test_single_component_kl_equals_closed_form():
+    prior = MixturePrior(1, 3)
+    with torch.no_grad():
+        prior.loc.zero_()
+        prior.raw_scale.fill_(np.log(np.e - 1))  # sigma = 1 (+1e-4)
+    mu = torch.tensor([[0.3, -0.2, 1.0]])
+    logvar = torch.tensor([[0.1, -0.3, 0.0]])
+    ref = standard_normal_kl(mu, logvar)
+    torch.manual_seed(0)
+    est = prior.kl(mu, logvar, n_samples=200000)
+    assert abs(float(est.detach() - ref)) < 0.01
+
+
+def test_kmeans_init_fits_clusters():
+    rng = np.random.default_rng(0)
+    centres = np.array([[-5.0, 0.0], [5.0, 0.0], [0.0, 6.0]])
+    z = np.concatenate([c + 0.3 * rng.standard_normal((200, 2)) for c in centres])
+    prior = MixturePrior(3, 2)
+    prior.init_kmeans(z, seed=0)
+    loc = prior.loc.detach().numpy()
+    for c in centres:
+        assert np.min(np.linalg.norm(loc - c, axis=1)) < 0.2
+    np.testing.assert_allclose(torch.softmax(prior.logits, -1).detach().numpy(), 1 / 3, atol=0.01)
+    assert np.allclose(prior.scale().detach().numpy(), 0.3, atol=0.08)
+
+
+@pytest.mark.parametrize("cls", [NBLikelihood, ZINBLikelihood, PoissonLikelihood])
+def test_count_normalized_mean_is_library_free(cls):
+    lik, h = _setup(cls)
+    m = lik.normalized_mean(h)
+    torch.testing.assert_close(m.sum(-1), torch.full((N,), 1e4), rtol=1e-4, atol=1e-2)
