@@ -22,6 +22,8 @@ METHODS = {
     "posthoc": "dense training, one magnitude cut to 5 % density at mid-training, fine-tuning",
     "l1": "dense with an L1 path penalty (C-NODE style, weight 1e-3)",
     "lrr": "learning-rate rewinding: global magnitude cuts of 15 % every 10 epochs, LR restart",
+    "pilot": "PILoT: m*w weights with decoupled decay 0.1 for half the epochs, then one "
+    "magnitude cut to 5 % density at 3/4 of the epochs and fine-tuning",
 }
 NEEDS_PRIOR = {"dash", "prior_only", "phoenix"}
 
@@ -59,11 +61,10 @@ def _base(method: str, epochs: int) -> tuple[TrainConfig, PruningConfig | None]:
         sched = PruneSchedule(start_epoch=10, first_fraction=0.15, every=10, fraction=0.15)
         return train, PruningConfig(scores="lrr", schedule=sched)
     if method == "pilot":
-        raise ConfigError(
-            "method 'pilot' needs biostruct.sparsity.MaskWeight, which this build lacks",
-            field="method",
-            fix=f"use one of {', '.join(METHODS)}",
-        )
+        cut = max(1, (3 * epochs) // 4)
+        sched = PruneSchedule(start_epoch=cut, first_fraction=0.95, every=0, fraction=0.0)
+        pilot = replace(train, pilot_decay=0.1, pilot_off_epoch=max(1, epochs // 2))
+        return pilot, PruningConfig(scores="magnitude", schedule=sched)
     raise ConfigError(
         f"unknown method {method!r}", field="method", fix=f"use one of {', '.join(METHODS)}"
     )

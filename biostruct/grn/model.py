@@ -249,7 +249,7 @@ class GRNModel:
             raise NotFittedError(
                 "this model was loaded without data", field="adata", fix="build GRNModel(adata)"
             )
-        if method not in METHODS and method != "pilot":
+        if method not in METHODS:
             raise ConfigError(
                 f"unknown method {method!r}", field="method", fix=f"use one of {', '.join(METHODS)}"
             )
@@ -438,8 +438,11 @@ class GRNModel:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp"))
         try:
+            from biostruct.sparsity import export_dense
+
+            state = export_dense(self.module)
             torch.save(
-                {k: v.detach().cpu() for k, v in self.module.state_dict().items()},
+                {k: v.detach().cpu() for k, v in state.items() if not k.endswith("_mask")},
                 tmp / "model.pt",
             )
             meta = {

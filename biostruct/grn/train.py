@@ -96,6 +96,11 @@ class TrainConfig:
         Weight of the L1 path penalty mean(|Ws|^T |As|^T + |Wp|^T |Ap|^T) (C-NODE-style).
     grad_clip
         Clip the gradient norm (``None``: no clipping).
+    pilot_decay, pilot_off_epoch, pilot_beta
+        PILoT: with ``pilot_decay > 0`` the four weight matrices are reparameterised as
+        m * w (``biostruct.sparsity.MaskWeight``, scale ``pilot_beta``) and m, w get decoupled
+        weight decay ``pilot_decay`` (torch units: each step multiplies by 1 - lr * decay) until
+        ``pilot_off_epoch`` (then switched off, as in "Mirror, Mirror of the Flow").
     solver
         ODE solver settings.
     """
@@ -115,6 +120,9 @@ class TrainConfig:
     prior_batch_size: int = 1_000
     l1_path: float = 0.0
     grad_clip: float | None = None
+    pilot_decay: float = 0.0
+    pilot_off_epoch: int | None = None
+    pilot_beta: float = 1.0
     solver: SolverConfig = field(default_factory=SolverConfig)
 
     def validate(self) -> TrainConfig:
@@ -199,6 +207,11 @@ class Trainer:
         self.pruning = pruning
         self.seed = int(seed)
         self.gen = torch.Generator().manual_seed(self.seed)
+        self.mw = (
+            sp.MaskWeight.attach(self.field, list(PRUNABLE), beta=config.pilot_beta)
+            if config.pilot_decay > 0
+            else None
+        )
         self.masked = sp.MaskedParams.attach(self.field, list(PRUNABLE))
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
@@ -250,13 +263,17 @@ class Trainer:
     def _build_optimizer(self) -> None:
         c = self.config
         f = self.field
-        weights = [p for n, p in f.named_parameters() if n != "gene_rates"]
-        self.optimizer = torch.optim.Adam(
-            [
-                {"params": weights, "lr": c.lr},
-                {"params": [f.gene_rates], "lr": c.lr * c.rate_lr_factor},
-            ]
-        )
+        mw_ids = {id(p) for p in self.mw.parameters()} if self.mw is not None else set()
+        weights = [p for n, p in f.named_parameters() if n != "gene_rates" and id(p) not in mw_ids]
+        groups = [
+            {"params": weights, "lr": c.lr},
+            {"params": [f.gene_rates], "lr": c.lr * c.rate_lr_factor},
+        ]
+        if self.mw is not None:
+            groups.append(
+                {"params": list(self.mw.parameters()), "lr": c.lr, "weight_decay": c.pilot_decay}
+            )
+        self.optimizer = torch.optim.Adam(groups, decoupled_weight_decay=True)
         self.masked.sync_optimizer(self.optimizer)
         self._build_scheduler()
 
@@ -275,8 +292,8 @@ class Trainer:
     def reset_lr(self) -> None:
         """Every learning rate back to its initial value (5x for the gene rates); new scheduler."""
         c = self.config
-        self.optimizer.param_groups[0]["lr"] = c.lr
-        self.optimizer.param_groups[1]["lr"] = c.lr * c.rate_lr_factor
+        for k, group in enumerate(self.optimizer.param_groups):
+            group["lr"] = c.lr * (c.rate_lr_factor if k == 1 else 1.0)
         self._build_scheduler()
 
     def _loss_batch(self, batch: Transitions) -> tuple[torch.Tensor, float]:
@@ -321,7 +338,8 @@ class Trainer:
         for start in range(0, n, c.batch_size):
             batch = self.train_data.take(order[start : start + c.batch_size])
             self.optimizer.zero_grad(set_to_none=True)
-            loss, data_loss = self._loss_batch(batch)
+            with self.masked.cached():  # builds m * w * mask once per step (PILoT)
+                loss, data_loss = self._loss_batch(batch)
             if not torch.isfinite(loss):
                 raise SolverError(
                     f"non-finite loss at epoch {self.epoch + 1}",
@@ -389,6 +407,11 @@ class Trainer:
         return event
 
     # ------------------------------------------------------------------ loop
+    def dense_state(self) -> dict[str, torch.Tensor]:
+        """Plain parameter names (``sums.weight`` ...) with effective weights, masks dropped."""
+        state = sp.export_dense(self.field)
+        return {k: v.detach().cpu() for k, v in state.items() if not k.endswith("_mask")}
+
     def _snapshot(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().cpu().clone() for k, v in self.field.state_dict().items()}
 
@@ -411,6 +434,9 @@ class Trainer:
         last_cut = self.pruning.schedule.last_cut(c.epochs) if self.pruning else 0
         while self.epoch < c.epochs and not self.stopped_early:
             t0 = time.perf_counter()
+            if self.mw is not None and c.pilot_off_epoch is not None:
+                off = self.epoch >= c.pilot_off_epoch
+                self.optimizer.param_groups[2]["weight_decay"] = 0.0 if off else c.pilot_decay
             train_loss = self.train_epoch()
             self.epoch += 1
             val_loss = self.evaluate(self.val_data) if self.val_data is not None else train_loss

@@ -150,3 +150,23 @@ def test_solver_failure_is_solver_error(tiny):
     t.config.solver.max_steps = 5
     with pytest.raises(SolverError, match="Fix:"):
         t.fit()
+
+
+def test_pilot_reparameterisation_decay_switch_off_and_cut(tiny):
+    from biostruct.grn.methods import build_configs
+
+    train, val, prior = tiny
+    cfg, pruning = build_configs("pilot", 8, batch_size=8)
+    assert cfg.pilot_off_epoch == 4 and pruning.schedule.cuts(8) == [(6, 0.95)]
+    field = PhoenixField(train.x0.shape[1], 6, seed=0)
+    t = Trainer(field, train, val, cfg, prior=prior, pruning=pruning, seed=0)
+    assert t.mw is not None and t.masked.mode("sums.weight") == "parametrize"
+    decays = []
+    t.fit(callback=lambda row: decays.append(t.optimizer.param_groups[2]["weight_decay"]))
+    assert decays[:4] == [0.1] * 4 and decays[4:] == [0.0] * 4
+    t.restore_best()
+    for fqn in PRUNABLE:
+        assert t.masked.densities()[fqn] == pytest.approx(0.05, abs=0.02)
+    dense = t.dense_state()
+    assert set(dense) >= {"sums.weight", "prods.weight", "alpha_sums.weight", "gene_rates"}
+    assert float((dense["sums.weight"] != 0).float().mean()) <= 0.07
