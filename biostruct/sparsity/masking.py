@@ -7,8 +7,10 @@ Two ways to keep a masked entry at zero are used, chosen per tensor:
 ``"zero"`` (plain parameters, the default path)
     The parameter itself holds exact zeros at masked positions. The mask is a persistent buffer
     ``<name>_mask`` on the owning module (so ``model.state_dict()`` carries it, e.g.
-    ``"fc.weight_mask"``). A gradient hook multiplies the gradient by the mask, and a step
-    post-hook installed by :meth:`MaskedParams.sync_optimizer` re-applies the mask after every
+    ``"fc.weight_mask"``). A post-accumulate-grad hook multiplies ``param.grad`` by the mask in
+    place (gradients returned by ``torch.autograd.grad`` itself are not masked; they are once
+    accumulated into ``.grad``, as torchdiffeq's adjoint does), and a step post-hook installed by
+    :meth:`MaskedParams.sync_optimizer` re-applies the mask to the weight after every
     ``optimizer.step()``. The forward pass runs the unmodified module, so the cost of masking is
     one element-wise product on the gradient and one on the weight per step; repeated evaluations
     inside an ODE solve cost nothing extra. The trade-off: the zeros live in the parameter, so
@@ -53,21 +55,39 @@ __all__ = [
 
 _REGISTRY = "_biostruct_masks"  # module attribute: {tensor name: mode}
 _HOOKS = "_biostruct_mask_hooks"  # module attribute: {tensor name: hook handle}
+_CACHE = "_biostruct_mask_cache"  # module attribute: {tensor name: float-mask cache}
 
 
 class MaskParametrization(nn.Module):
-    """Parametrization ``X -> X * mask`` with the mask as a persistent buffer."""
+    """Parametrization ``X -> X * mask`` with the mask as a persistent boolean buffer."""
 
     def __init__(self, mask: torch.Tensor) -> None:
         super().__init__()
         self.register_buffer("mask", mask.to(torch.bool).clone(), persistent=True)
+        self._cache: dict = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.mask
+        return x * _float_mask(self.mask, x.dtype, self._cache)
 
     def right_inverse(self, x: torch.Tensor) -> torch.Tensor:
         # Identity, so that ``module.weight = tensor`` keeps working with stacked parametrizations.
         return x
+
+
+def _float_mask(mask: torch.Tensor, dtype: torch.dtype, cache: dict) -> torch.Tensor:
+    """``mask`` as ``dtype`` 0/1, cached until the boolean buffer changes.
+
+    Multiplying a float tensor by a bool tensor takes a slow mixed-dtype path (measured ~5-10x
+    slower than float * float on CPU), so the float copy is kept; the buffer's version counter
+    (bumped by every in-place write, including ``load_state_dict``) invalidates it.
+    """
+    key = (mask._version, dtype)
+    # Holding ``mask`` itself (not its id) makes the identity check safe against id reuse.
+    if cache.get("mask") is not mask or cache.get("key") != key:
+        cache["mask"] = mask
+        cache["key"] = key
+        cache["value"] = mask.to(dtype)
+    return cache["value"]
 
 
 def _registry(module: nn.Module) -> dict[str, str]:
@@ -111,14 +131,21 @@ def leaf_tensors(module: nn.Module, name: str) -> list[nn.Parameter]:
 def _make_grad_hook(module: nn.Module, name: str):
     ref = weakref.ref(module)
 
-    def hook(grad: torch.Tensor) -> torch.Tensor:
+    def hook(param: torch.Tensor) -> None:
         mod = ref()
-        if mod is None:
-            return grad
-        # Look the buffer up at call time: ``module.to(...)`` replaces buffer tensors.
-        return grad * getattr(mod, f"{name}_mask")
+        if mod is None or param.grad is None:
+            return
+        # In place on ``.grad`` after accumulation: no allocation per backward (an out-of-place
+        # tensor hook allocating a fresh gradient cost more than the multiply itself on CPU).
+        # The buffer is looked up at call time: ``module.to(...)`` replaces buffer tensors.
+        param.grad.mul_(_zero_mask(mod, name, param.grad.dtype))
 
     return hook
+
+
+def _zero_mask(module: nn.Module, name: str, dtype: torch.dtype) -> torch.Tensor:
+    cache = module.__dict__.setdefault(_CACHE, {}).setdefault(name, {})
+    return _float_mask(getattr(module, f"{name}_mask"), dtype, cache)
 
 
 def mask_state_keys(model: nn.Module) -> set[str]:
@@ -141,7 +168,8 @@ def reapply_masks(model: nn.Module) -> None:
     for module in model.modules():
         for name, mode in module.__dict__.get(_REGISTRY, {}).items():
             if mode == "zero":
-                module._parameters[name].mul_(getattr(module, f"{name}_mask"))
+                param = module._parameters[name]
+                param.mul_(_zero_mask(module, name, param.dtype))
 
 
 @torch.no_grad()
@@ -244,7 +272,7 @@ class MaskedParams:
                 module.register_buffer(
                     f"{name}_mask", torch.ones_like(param, dtype=torch.bool), persistent=True
                 )
-                handle = param.register_hook(_make_grad_hook(module, name))
+                handle = param.register_post_accumulate_grad_hook(_make_grad_hook(module, name))
                 module.__dict__.setdefault(_HOOKS, {})[name] = handle
                 reg[name] = "zero"
         out = cls(model, fqns)
@@ -338,7 +366,8 @@ class MaskedParams:
         """Re-zero masked entries of plain parameters (after external writes)."""
         for module, name in self._where.values():
             if _registry(module)[name] == "zero":
-                module._parameters[name].mul_(getattr(module, f"{name}_mask"))
+                param = module._parameters[name]
+                param.mul_(_zero_mask(module, name, param.dtype))
 
     # ------------------------------------------------------------------ optimizers
     def _live_optimizers(self) -> list[torch.optim.Optimizer]:
@@ -356,7 +385,7 @@ class MaskedParams:
                 state: dict[str, Any] = optimizer.state.get(leaf, {})
                 for value in state.values():
                     if torch.is_tensor(value) and value.shape == mask.shape:
-                        value.mul_(mask)
+                        value.mul_(mask.to(value.dtype))
 
     def sync_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
         """Clear pruned entries' optimizer state and keep masks applied after each step.

@@ -60,7 +60,7 @@ def test_iterative_pruning_end_to_end(rewind):
         return torch.optim.Adam(student.parameters(), lr=0.02)
 
     opt, _ = restart(make_opt, masked=mp)
-    loss0 = float((student(x) - y).pow(2).mean())
+    loss0 = float((student(x) - y).pow(2).mean().detach())
     _train(student, opt, x, y, 50)
     snaps.take("epoch1", student)
     loss = _train(student, opt, x, y, 250)

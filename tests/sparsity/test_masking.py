@@ -74,14 +74,49 @@ def test_pruned_weights_never_resurrect(density, opt_name, seed, warm):
         assert torch.all(grad[~m] == 0)
 
 
-def test_gradient_masked_also_under_autograd_grad(tiny):
-    # torchdiffeq's adjoint computes parameter gradients with torch.autograd.grad.
+class _Field(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(5, 5)
+
+    def forward(self, t, y):
+        return torch.tanh(self.lin(y)) - y
+
+
+@pytest.mark.parametrize("adjoint", [False, True])
+def test_masks_hold_inside_torchdiffeq_solves(adjoint):
+    torchdiffeq = pytest.importorskip("torchdiffeq")
+    torch.manual_seed(0)
+    field = _Field()
+    mp = MaskedParams.attach(field, ["lin.weight"])
+    mp.set_masks(random_masks(mp.shapes(), 0.4, seed=1))
+    opt = torch.optim.Adam(field.parameters(), lr=0.05, weight_decay=0.01)
+    mp.sync_optimizer(opt)
+    solve = torchdiffeq.odeint_adjoint if adjoint else torchdiffeq.odeint
+    y0, ts = torch.randn(8, 5), torch.linspace(0, 1, 4)
+    for _ in range(3):
+        opt.zero_grad()
+        with mp.cached():
+            out = solve(field, y0, ts, method="rk4", options={"step_size": 0.25})
+        out.pow(2).mean().backward()
+        mask = mp.mask("lin.weight")
+        assert torch.all(field.lin.weight.grad[~mask] == 0)
+        assert torch.any(field.lin.weight.grad[mask] != 0)
+        opt.step()
+        assert torch.all(field.lin.weight[~mask] == 0)
+
+
+def test_manual_gradients_cannot_resurrect_after_step(tiny):
+    # Gradients from torch.autograd.grad are not masked; assigning them to .grad by hand still
+    # cannot move a pruned weight because the step post-hook re-applies the mask.
     mp = MaskedParams.attach(tiny, ["enc.weight"])
     mp.set_masks(random_masks(mp.shapes(), 0.3, seed=1))
-    loss = tiny(torch.randn(4, 6)).sum()
-    (g,) = torch.autograd.grad(loss, [tiny.enc.weight])
-    assert torch.all(g[~mp.mask("enc.weight")] == 0)
-    assert torch.any(g[mp.mask("enc.weight")] != 0)
+    opt = torch.optim.SGD(tiny.parameters(), lr=0.1)
+    mp.sync_optimizer(opt)
+    (g,) = torch.autograd.grad(tiny(torch.randn(4, 6)).sum(), [tiny.enc.weight])
+    tiny.enc.weight.grad = g
+    opt.step()
+    assert torch.all(tiny.enc.weight[~mp.mask("enc.weight")] == 0)
 
 
 def test_set_masks_validates(tiny):
@@ -148,3 +183,28 @@ def test_masked_parametrized_tensor_uses_stacked_parametrization(tiny):
     assert mask_state_keys(tiny) == {"dec.parametrizations.weight.1.mask"}
     dense = export_dense(tiny)
     assert torch.equal(dense["dec.weight"], w)
+
+
+def test_float_mask_cache_follows_load_state_dict_and_device_moves(tiny, net_cls):
+    mp = MaskedParams.attach(tiny, ["enc.weight"])
+    opt = torch.optim.SGD(tiny.parameters(), lr=0.1)
+    mp.sync_optimizer(opt)
+    opt.zero_grad()
+    tiny(torch.randn(3, 6)).sum().backward()  # fills the float-mask cache (all ones)
+    other = net_cls()
+    mp_other = MaskedParams.attach(other, ["enc.weight"])
+    mp_other.set_masks(random_masks(mp_other.shapes(), 0.25, seed=7))
+    tiny.load_state_dict(other.state_dict())  # in-place write into the bool buffer
+    mask = mp.mask("enc.weight")
+    assert torch.equal(mask, mp_other.mask("enc.weight"))
+    opt.zero_grad()
+    tiny(torch.randn(3, 6)).sum().backward()
+    assert torch.all(tiny.enc.weight.grad[~mask] == 0)
+    tiny.to(torch.float64)
+    opt = torch.optim.SGD(tiny.parameters(), lr=0.1)
+    mp.sync_optimizer(opt)
+    opt.zero_grad()
+    tiny(torch.randn(3, 6, dtype=torch.float64)).sum().backward()
+    opt.step()
+    assert tiny.enc.weight.grad.dtype == torch.float64
+    assert torch.all(tiny.enc.weight[~mask] == 0)
