@@ -17,7 +17,17 @@ __version__ = "0.1.0"
 
 _SUBMODULES = ("datasets", "errors", "grn", "multiomics", "pl", "report", "sparsity", "tl")
 
-__all__ = ["__version__", *_SUBMODULES]
+__all__ = [
+    "__version__",
+    "datasets",
+    "errors",
+    "grn",
+    "multiomics",
+    "pl",
+    "report",
+    "sparsity",
+    "tl",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from biostruct import datasets, errors, grn, multiomics, pl, report, sparsity, tl
