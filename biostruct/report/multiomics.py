@@ -19,7 +19,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["multiomics_report", "graph_edges"]
 
-_LFC = ("lfc", "lfc_mean", "delta_mean", "logfc", "log2fc", "logfoldchanges", "log_fold_change", "delta")
+_LFC = (
+    "lfc",
+    "lfc_mean",
+    "delta_mean",
+    "logfc",
+    "log2fc",
+    "logfoldchanges",
+    "log_fold_change",
+    "delta",
+)
 _P = ("pvals_adj", "padj", "fdr", "qval", "pval", "pvals", "p_value", "pvalue")
 _PROB = ("proba_de", "prob_de", "probability", "bayes_factor")
 _MAX_POINTS = 4000
