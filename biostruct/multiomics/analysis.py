@@ -16,7 +16,9 @@ __all__ = [
     "bayes_factor_table",
     "integrated_mixture",
     "knn_purity",
+    "integrated_clusters",
     "latents",
+    "merge_mixture",
     "mixture_clusters",
 ]
 
@@ -100,14 +102,50 @@ def integrated_mixture(
     return w.numpy(), m.numpy(), cov.numpy()
 
 
-def _bhattacharyya(m1, c1, m2, c2) -> float:
-    c = 0.5 * (c1 + c2)
-    diff = m1 - m2
+def _bc_matrix(m: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Bhattacharyya coefficients between all pairs of Gaussians (diagonal set to 0)."""
+    k = len(m)
     _, ld = np.linalg.slogdet(c)
-    _, ld1 = np.linalg.slogdet(c1)
-    _, ld2 = np.linalg.slogdet(c2)
-    db = 0.125 * diff @ np.linalg.solve(c, diff) + 0.5 * (ld - 0.5 * (ld1 + ld2))
-    return float(np.exp(-db))
+    s = 0.5 * (c[:, None] + c[None, :])
+    diff = m[:, None, :] - m[None, :, :]
+    _, lds = np.linalg.slogdet(s)
+    sol = np.linalg.solve(s.reshape(-1, *s.shape[-2:]), diff.reshape(-1, m.shape[1], 1))
+    maha = np.einsum("pi,pi->p", diff.reshape(-1, m.shape[1]), sol[..., 0]).reshape(k, k)
+    db = 0.125 * maha + 0.5 * (lds - 0.5 * (ld[:, None] + ld[None, :]))
+    bc = np.exp(-db)
+    np.fill_diagonal(bc, 0.0)
+    return bc
+
+
+def merge_mixture(
+    w: np.ndarray, m: np.ndarray, cov: np.ndarray, threshold: float = 0.8
+) -> list[list[int]]:
+    """Greedy agglomerative merging of mixture components.
+
+    The pair with the largest Bhattacharyya coefficient is merged while it exceeds
+    ``threshold``; merged components are replaced by their moment-matched Gaussian, so that a
+    chain of slightly overlapping components is not collapsed into one cluster. Returns the
+    groups of original component indices.
+    """
+    groups = [[i] for i in range(len(w))]
+    w, m, cov = w.copy(), m.copy(), cov.copy()
+    while len(w) > 1:
+        bc = _bc_matrix(m, cov)
+        i, j = np.unravel_index(np.argmax(bc), bc.shape)
+        if bc[i, j] <= threshold:
+            break
+        wi, wj = w[i], w[j]
+        wt = wi + wj
+        mt = (wi * m[i] + wj * m[j]) / wt
+        ct = (
+            wi * (cov[i] + np.outer(m[i], m[i])) + wj * (cov[j] + np.outer(m[j], m[j]))
+        ) / wt - np.outer(mt, mt)
+        w[i], m[i], cov[i] = wt, mt, 0.5 * (ct + ct.T)
+        groups[i] = groups[i] + groups[j]
+        keep = np.arange(len(w)) != j
+        w, m, cov = w[keep], m[keep], cov[keep]
+        del groups[j]
+    return groups
 
 
 def integrated_clusters(
@@ -119,8 +157,9 @@ def integrated_clusters(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Clusters of cells on z_hat from the induced mixture, overlapping components merged.
 
-    Components whose Bhattacharyya coefficient exceeds ``merge_threshold`` are merged
-    (transitively); a cell's probability of a merged cluster is the sum over its members.
+    Components are merged agglomeratively (:func:`merge_mixture`) while the Bhattacharyya
+    coefficient of the closest pair exceeds ``merge_threshold``; a cell's probability of a merged
+    cluster is the sum of its members' responsibilities.
 
     Returns
     -------
@@ -129,20 +168,7 @@ def integrated_clusters(
     w, m, cov = integrated_mixture(module, component, max_components)
     d = m.shape[1]
     cov = cov + 1e-4 * np.eye(d)
-    k = len(w)
-    parent = list(range(k))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i in range(k):
-        for j in range(i + 1, k):
-            if find(i) != find(j) and _bhattacharyya(m[i], cov[i], m[j], cov[j]) > merge_threshold:
-                parent[find(i)] = find(j)
-    roots = np.array([find(i) for i in range(k)])
+    groups = merge_mixture(w, m, cov, merge_threshold)
     mvn = torch.distributions.MultivariateNormal(
         torch.as_tensor(m), covariance_matrix=torch.as_tensor(cov)
     )
@@ -150,9 +176,7 @@ def integrated_clusters(
         torch.as_tensor(w)
     )
     resp = torch.softmax(lp, -1).numpy()
-    groups, inv = np.unique(roots, return_inverse=True)
-    probs = np.zeros((len(z_hat), len(groups)))
-    np.add.at(probs.T, inv, resp.T)
+    probs = np.stack([resp[:, g].sum(1) for g in groups], 1)
     raw = probs.argmax(1)
     used, labels = np.unique(raw, return_inverse=True)
     return labels, probs[:, used]
@@ -230,4 +254,7 @@ def bayes_factor_table(
         out["is_de_fdr"] = called
         out["expected_fdr"] = np.nan
         out.iloc[order, out.columns.get_loc("expected_fdr")] = fdr
-    return out.sort_values("bayes_factor", ascending=False)
+    # many features saturate at P = 1: break ties by the size of the change
+    out["_abs"] = np.abs(out[f"{name}_mean"])
+    out = out.sort_values(["bayes_factor", "_abs"], ascending=False)
+    return out.drop(columns="_abs")
