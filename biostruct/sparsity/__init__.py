@@ -34,6 +34,7 @@ from biostruct.sparsity.masking import (
     MaskedParams,
     MaskParametrization,
     export_dense,
+    load_dense_state_dict,
     mask_state_keys,
     reapply_masks,
 )
@@ -83,6 +84,7 @@ __all__ = [
     "export_dense",
     "global_density",
     "keep_counts",
+    "load_dense_state_dict",
     "layerwise_densities",
     "mask_state_keys",
     "nnz_fraction_below",

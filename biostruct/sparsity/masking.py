@@ -28,6 +28,11 @@ Two ways to keep a masked entry at zero are used, chosen per tensor:
 
 Pruned entries' optimizer state (momentum, Adam moments) is zeroed by :meth:`sync_optimizer`,
 and again automatically after every :meth:`set_masks` for every optimizer synced before.
+
+Performance note (CPU): Adam's second moment is then exactly 0 at pruned entries, and on some
+CPUs torch's vectorised ``sqrt(0.0)`` is several times slower than ``sqrt`` of a normal number;
+the for-loop ``torch.optim.Adam`` pays that on every pruned entry, the fused kernel
+(``torch.optim.Adam(..., fused=True)``) does not. See ``benchmarks/sparsity_overhead.py``.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ __all__ = [
     "MaskedParams",
     "MaskParametrization",
     "export_dense",
+    "load_dense_state_dict",
     "mask_state_keys",
     "reapply_masks",
     "leaf_tensors",
@@ -192,6 +198,50 @@ def export_dense(model: nn.Module) -> dict[str, torch.Tensor]:
         for name in module.parametrizations.keys():
             out[f"{prefix}{name}"] = getattr(module, name).detach().clone()
     return out
+
+
+@torch.no_grad()
+def load_dense_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    """Load a plain state dict (e.g. from :func:`export_dense` or an unpruned checkpoint).
+
+    Parametrized tensors (m*w, stacked masks) are assigned through their right inverses, so
+    ``m * w`` reproduces the given weight with the parametrization's scale; mask buffers are
+    left alone and re-applied afterwards, so pruned entries stay zero.
+
+    Raises
+    ------
+    InputError
+        A key of ``state`` matches no parameter or buffer, or a model tensor is missing.
+    """
+    plain: dict[str, torch.Tensor] = {}
+    assigned: set[str] = set()
+    for mod_name, module in model.named_modules():
+        if not parametrize.is_parametrized(module):
+            continue
+        prefix = f"{mod_name}." if mod_name else ""
+        for name in list(module.parametrizations.keys()):
+            key = f"{prefix}{name}"
+            if key in state:
+                value = state[key].to(getattr(module, name).device)
+                setattr(module, name, value)
+                assigned.add(key)
+    masks = mask_state_keys(model)
+    for key, value in state.items():
+        if key not in assigned:
+            plain[key] = value
+    expected = {
+        k for k in model.state_dict() if k not in masks and ".parametrizations." not in f".{k}"
+    }
+    unknown = sorted(set(plain) - expected)
+    missing = sorted(expected - set(plain))
+    if unknown or missing:
+        raise InputError(
+            f"state does not fit the model (unknown keys {unknown[:5]}, missing {missing[:5]})",
+            field="state",
+            fix="pass a plain state dict of the same architecture (see export_dense)",
+        )
+    model.load_state_dict(plain, strict=False)
+    reapply_masks(model)
 
 
 class MaskedParams:
@@ -387,23 +437,34 @@ class MaskedParams:
                     if torch.is_tensor(value) and value.shape == mask.shape:
                         value.mul_(mask.to(value.dtype))
 
-    def sync_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+    def sync_optimizer(self, optimizer: torch.optim.Optimizer, reapply: bool = True) -> None:
         """Clear pruned entries' optimizer state and keep masks applied after each step.
 
-        Call once per optimizer (again after re-creating one, e.g. for LRR). Installs a step
-        post-hook that re-applies the masks, and remembers the optimizer so that later
-        :meth:`set_masks` calls clear its state automatically.
+        Call once per optimizer (again after re-creating one, e.g. for LRR). Remembers the
+        optimizer so that later :meth:`set_masks` calls clear its state automatically.
+
+        Parameters
+        ----------
+        optimizer
+            The optimizer over (some of) the model's parameters.
+        reapply
+            Install a step post-hook that re-applies the masks to the weights after every
+            ``optimizer.step()``. With masked gradients and cleared state, SGD, Adam and AdamW
+            already keep pruned weights at exactly 0; the hook is a safety net for gradients
+            written to ``.grad`` by hand and for other optimizers, and costs one in-place multiply
+            per masked tensor and step.
         """
         if not any(o is optimizer for o in self._live_optimizers()):
             self._optimizers.append(weakref.ref(optimizer))
-            me = weakref.ref(self)
+            if reapply:
+                me = weakref.ref(self)
 
-            def post(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-                obj = me()
-                if obj is not None:
-                    obj.apply_()
+                def post(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+                    obj = me()
+                    if obj is not None:
+                        obj.apply_()
 
-            optimizer.register_step_post_hook(post)
+                optimizer.register_step_post_hook(post)
         self._clear_state(optimizer)
 
     # ------------------------------------------------------------------ export

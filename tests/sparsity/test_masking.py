@@ -208,3 +208,17 @@ def test_float_mask_cache_follows_load_state_dict_and_device_moves(tiny, net_cls
     opt.step()
     assert tiny.enc.weight.grad.dtype == torch.float64
     assert torch.all(tiny.enc.weight[~mask] == 0)
+
+
+@pytest.mark.parametrize("opt_name", sorted(OPTIMIZERS))
+def test_zero_stays_zero_without_the_post_step_safety_net(opt_name):
+    torch.manual_seed(3)
+    model = TinyNet()
+    mp = MaskedParams.attach(model, ["enc.weight", "dec.weight"])
+    opt = OPTIMIZERS[opt_name](model.parameters())
+    mp.sync_optimizer(opt, reapply=False)
+    _train(model, opt, 2)
+    prune_step(mp, Magnitude(), density=0.3)
+    _train(model, opt, 5)
+    for f in mp.fqns:
+        assert torch.all(mp.weight(f)[~mp.mask(f)] == 0)

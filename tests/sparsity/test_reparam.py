@@ -97,3 +97,24 @@ def test_masked_params_merge_of_mw_gives_parameters(tiny):
     mp.merge()
     assert isinstance(tiny.dec.weight, torch.nn.Parameter)
     assert torch.all(tiny.dec.weight[~mask] == 0)
+
+
+def test_load_dense_state_dict_into_masked_mw_model(tiny, net_cls):
+    from biostruct.sparsity import load_dense_state_dict
+
+    torch.manual_seed(5)
+    source = net_cls()
+    MaskWeight.attach(tiny, ["enc.weight"], beta=0.5)
+    mp = MaskedParams.attach(tiny, ["enc.weight", "dec.weight"])
+    mp.set_masks(random_masks(mp.shapes(), 0.5, seed=8))
+    load_dense_state_dict(tiny, source.state_dict())
+    for f, (mod, name) in {
+        "enc.weight": ("enc", "weight"),
+        "dec.weight": ("dec", "weight"),
+    }.items():
+        expected = getattr(getattr(source, mod), name) * mp.mask(f)
+        assert torch.allclose(mp.weight(f), expected, atol=1e-6)
+    m, w = MaskWeight(tiny, ["enc.weight"]).mw("enc.weight")
+    assert torch.allclose(m * m - w * w, torch.full_like(m, 0.5), atol=1e-5)
+    with pytest.raises(InputError, match="unknown keys"):
+        load_dense_state_dict(tiny, {**source.state_dict(), "extra": torch.zeros(1)})
