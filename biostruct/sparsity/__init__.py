@@ -4,8 +4,24 @@ Masks on named parameters kept in ``model.state_dict()``, importance scores (mag
 random, external priors, blends), score-to-mask selection, layer-wise density allocation and
 random masks, iterative pruning with rewinding (IMP, WR, LRR), cyclic training (SCULPT), the
 m*w reparameterisation (PILoT, Sign-In), weight-decay schedules and the PILoT controller, sign
-tracking and reports. Objects
-are driven by the user's own training loop, in the style of ``torch.optim``.
+tracking and reports. Objects are driven by the user's own training loop, in the style of
+``torch.optim``.
+
+Example
+-------
+>>> import torch
+>>> from torch import nn
+>>> from biostruct import sparsity as sp
+>>> model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+>>> mp = sp.MaskedParams.attach(model, sp.select(model))
+>>> dens = sp.layerwise_densities(mp.shapes(), 0.5, "erk")
+>>> mp.set_masks(sp.random_masks(mp.shapes(), dens, seed=0))
+>>> opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+>>> mp.sync_optimizer(opt)  # clears pruned entries' state, re-applies masks after each step
+>>> new = sp.prune_step(mp, sp.Magnitude(), fraction_of_remaining=0.2)  # IMP-style round
+>>> round(mp.density(), 2)
+0.4
+>>> print(sp.report_table(sp.sparsity_report(mp)))  # doctest: +SKIP
 """
 
 from biostruct.sparsity.allocation import (

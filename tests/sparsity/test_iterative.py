@@ -42,7 +42,7 @@ def _train(model, opt, x, y, steps):
         loss = (model(x) - y).pow(2).mean()
         loss.backward()
         opt.step()
-    return float(loss)
+    return float(loss.detach())
 
 
 @pytest.mark.parametrize("rewind", ["lr", "init", ("epoch", 1)])
