@@ -422,14 +422,14 @@ def cmd_mo_prepare(args: argparse.Namespace) -> int:
         obs = mdata.obs.copy()
         mdata = md.MuData(mods)
         mdata.obs = obs.loc[mdata.obs_names]
-    if args.n_cells or args.max_features:
-        from biostruct.multiomics.data import filter_empty
+    from biostruct.multiomics.data import filter_empty
 
-        obs = mdata.obs.copy()
-        mdata = filter_empty(mdata)  # subsetting can leave cells or features without counts
-        for col in obs.columns:
-            if col not in mdata.obs:
-                mdata.obs[col] = obs[col].reindex(mdata.obs_names)
+    # the model needs every cell and feature to have counts (subsetting can also leave empties)
+    obs = mdata.obs.copy()
+    mdata = filter_empty(mdata)
+    for col in obs.columns:
+        if col not in mdata.obs:
+            mdata.obs[col] = obs[col].reindex(mdata.obs_names)
     if args.label_key and args.label_key not in mdata.obs:
         for a in mdata.mod.values():
             if args.label_key in a.obs:
