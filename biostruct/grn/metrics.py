@@ -258,6 +258,8 @@ def edge_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
     nz = threshold_metrics(pred, truth, threshold="nonzero")
     out["balanced_accuracy"] = nz["balanced_accuracy"]
     out["f1"] = nz["f1"]
+    out["recall_nonzero"] = nz["recall"]
+    out["n_predicted_nonzero"] = nz["n_predicted"]
     tk = threshold_metrics(pred, truth, threshold="topk")
     out["balanced_accuracy_topk"] = tk["balanced_accuracy"]
     out["f1_topk"] = tk["f1"]
