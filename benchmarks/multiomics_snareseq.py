@@ -34,6 +34,9 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
+# developer checkouts keep the fixture data next to the repository
+if "BIOSTRUCT_DATA_DIR" not in os.environ and (REPO.parent / "shared" / "data").is_dir():
+    os.environ["BIOSTRUCT_DATA_DIR"] = str(REPO.parent / "shared" / "data")
 RESOLUTIONS = (0.2, 0.5, 1.0, 1.5)
 
 

@@ -67,6 +67,7 @@ def _csr(a: ad.AnnData, layer: str | None, name: str) -> sp.csr_matrix:
     else:
         x = sp.csr_matrix(np.asarray(x, dtype=np.float32))
     x.sum_duplicates()
+    x.eliminate_zeros()
     return x
 
 

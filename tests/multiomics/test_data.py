@@ -16,13 +16,12 @@ from biostruct.multiomics import DAGVAE, filter_empty
 def _pair(n=30, g=8, p=12, seed=0):
     rng = np.random.default_rng(seed)
     obs = pd.DataFrame({"batch": rng.choice(["a", "b"], n)}, index=[f"c{i}" for i in range(n)])
-    rna = ad.AnnData(
-        sp.csr_matrix(rng.poisson(2.0, (n, g)).astype(np.float32) + np.eye(n, g)), obs=obs.copy()
-    )
-    atac = ad.AnnData(
-        sp.csr_matrix(rng.binomial(1, 0.4, (n, p)).astype(np.float32) + np.eye(n, p)),
-        obs=obs.copy(),
-    )
+    x_rna = rng.poisson(2.0, (n, g)).astype(np.float32)
+    x_rna[np.arange(n), np.arange(n) % g] += 1  # no empty cell or feature
+    x_atac = rng.binomial(1, 0.4, (n, p)).astype(np.float32)
+    x_atac[np.arange(n), np.arange(n) % p] = 1
+    rna = ad.AnnData(sp.csr_matrix(x_rna), obs=obs.copy())
+    atac = ad.AnnData(sp.csr_matrix(x_atac), obs=obs.copy())
     rna.var_names = [f"g{i}" for i in range(g)]
     atac.var_names = [f"p{i}" for i in range(p)]
     return {"rna": rna, "atac": atac}
@@ -126,3 +125,36 @@ def test_tiny_training_runs_all_phases_and_is_seeded():
         a.get_latent_representation("rna"), b.get_latent_representation("rna"), rtol=1e-5
     )
     assert all(np.isfinite(h["val_elbo"]) for h in a.history)
+
+
+def test_api_on_dict_with_copy_and_checkpoints(tmp_path):
+    from biostruct.multiomics import dag_vae
+
+    d = _pair(n=40)
+    out, model = dag_vae(
+        d,
+        max_epochs=3,
+        n_latent=2,
+        n_hidden=8,
+        batch_key="batch",
+        copy=True,
+        batch_size=16,
+        checkpoint_dir=tmp_path / "ckpt",
+    )
+    assert "X_dagvae_rna" not in d["rna"].obsm  # the input was not modified
+    for a in out.values():
+        assert a.obsm["X_dagvae_rna_hat"].shape == (40, 2)
+        assert "dagvae_cluster_atac" in a.obs
+    assert (tmp_path / "ckpt" / "model.pt").exists()
+    ck = DAGVAE.load(tmp_path / "ckpt", out)
+    np.testing.assert_array_equal(
+        ck.get_latent_representation("rna"), model.get_latent_representation("rna")
+    )
+
+
+@pytest.mark.gpu
+def test_cuda_training_matches_cpu_shapes():
+    m = DAGVAE(_pair(), n_latent=2, n_hidden=8, device="cuda")
+    m.train(max_epochs=3, batch_size=8)
+    assert m.device.type == "cuda"
+    assert np.isfinite(m.get_latent_representation("rna", "z_hat")).all()
