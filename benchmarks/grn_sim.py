@@ -333,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                             "device": args.device,
                             "hidden": args.hidden or None,
                             "train_kwargs": dict(overrides),
+                            "mode": "quick" if args.quick else "full",
                         }
                     )
     rows = _read_rows(args.out)
