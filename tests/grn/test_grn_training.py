@@ -170,3 +170,61 @@ def test_pilot_reparameterisation_decay_switch_off_and_cut(tiny):
     dense = t.dense_state()
     assert set(dense) >= {"sums.weight", "prods.weight", "alpha_sums.weight", "gene_rates"}
     assert float((dense["sums.weight"] != 0).float().mean()) <= 0.07
+
+
+@pytest.mark.parametrize("method", ["posthoc", "lrr", "l1", "dense", "prior_only"])
+def test_baselines_share_the_training_path(tiny, method):
+    from biostruct.grn.methods import build_configs
+
+    train, val, prior = tiny
+    cfg, pruning = build_configs(method, 20, batch_size=16)
+    t = Trainer(
+        PhoenixField(train.x0.shape[1], 6, seed=0),
+        train,
+        val,
+        cfg,
+        prior=prior,
+        pruning=pruning,
+        seed=0,
+    )
+    if method == "posthoc":
+        # one magnitude cut to 5 % at mid-training, output layers scored by |A| * relu(m)
+        assert pruning.schedule.cuts(20) == [(10, 0.95)]
+        t.config.epochs = 10
+        t.fit()
+        scores = t._scores()
+        rates = torch.relu(t.field.gene_rates.detach()).double()
+        want = t.field.alpha_sums.weight.detach().abs().double() * rates[:, None]
+        torch.testing.assert_close(scores["alpha_sums.weight"], want)
+        torch.testing.assert_close(
+            scores["sums.weight"], t.field.sums.weight.detach().abs().double()
+        )
+    elif method == "lrr":
+        assert pruning.scores == "lrr" and pruning.schedule.cuts(20) == [(10, 0.15)]
+        t.fit()
+        # one global ranking: layers end at different densities, overall 85 % kept
+        d = t.masked.densities()
+        assert t.masked.density() == pytest.approx(0.85, abs=0.01)
+        assert max(d.values()) - min(d.values()) > 0.01
+    elif method == "l1":
+        assert cfg.l1_path == pytest.approx(1e-3) and pruning is None
+        t.config.epochs = 2
+        t.fit()
+        assert not t.events
+    elif method == "dense":
+        assert pruning is None and cfg.lambda_data == 1.0
+    else:
+        assert pruning.lam_ppi == 1.0 and pruning.lam_motif == 1.0
+
+
+def test_adjoint_gradients_match_direct(tiny):
+    train = tiny[0]
+    field = PhoenixField(train.x0.shape[1], 6, seed=3)
+    grads = []
+    for adjoint in (False, True):
+        field.zero_grad()
+        cfg = SolverConfig("dopri5", rtol=1e-7, atol=1e-9, adjoint=adjoint)
+        out = integrate_transitions(field, train.x0[:8], train.dt[:8], cfg)
+        ((out - train.x1[:8]) ** 2).mean().backward()
+        grads.append(field.sums.weight.grad.clone())
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-3, atol=1e-6)
