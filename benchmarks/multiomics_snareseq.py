@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 # developer checkouts keep the fixture data next to the repository
 if "BIOSTRUCT_DATA_DIR" not in os.environ and (REPO.parent / "shared" / "data").is_dir():
     os.environ["BIOSTRUCT_DATA_DIR"] = str(REPO.parent / "shared" / "data")
-RESOLUTIONS = (0.2, 0.5, 1.0, 1.5)
+RESOLUTIONS = (0.1, 0.2, 0.5, 1.0)
 
 
 def load_data(quick: bool, seed: int = 0):

@@ -26,7 +26,7 @@ def dag_vae(
     seed: int = 0,
     copy: bool = False,
     n_layers: int = 2,
-    n_hidden: int = 128,
+    n_hidden: int = 64,
     encode_batch: bool = False,
     integrated_clusters: bool = True,
     **train_kwargs: Any,

@@ -89,14 +89,21 @@ class MultiomeData:
     def n_batch(self) -> int:
         return len(self.batch_categories)
 
-    def minibatch(self, idx: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
-        """Densify rows ``idx`` of every modality; key ``"_batch"`` holds the batch one-hot."""
+    def minibatch(
+        self, idx: np.ndarray, device: torch.device, modalities: list[str] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Densify rows ``idx`` of the modalities (default all).
+
+        Extra keys: ``"_batch"`` (batch one-hot) and ``"_idx"`` (the row indices).
+        """
+        mods = self.X if modalities is None else {m: self.X[m] for m in modalities}
         out = {
             m: torch.from_numpy(x[idx].toarray()).to(device, non_blocking=True)
-            for m, x in self.X.items()
+            for m, x in mods.items()
         }
         codes = torch.from_numpy(self.batch_codes[idx]).to(device)
         out["_batch"] = torch.nn.functional.one_hot(codes, self.n_batch).float()
+        out["_idx"] = torch.from_numpy(np.asarray(idx, dtype=np.int64)).to(device)
         return out
 
     def iterate(
@@ -106,11 +113,12 @@ class MultiomeData:
         device: torch.device,
         shuffle: bool,
         rng: np.random.Generator | None = None,
+        modalities: list[str] | None = None,
     ) -> Iterator[dict[str, torch.Tensor]]:
         """Minibatches over ``idx`` (shuffled with ``rng`` when ``shuffle``)."""
         order = rng.permutation(idx) if shuffle and rng is not None else np.asarray(idx)
         for s in range(0, len(order), batch_size):
-            yield self.minibatch(np.sort(order[s : s + batch_size]), device)
+            yield self.minibatch(np.sort(order[s : s + batch_size]), device, modalities)
 
 
 def setup_data(data: object, graph: DAGSpec, batch_key: str | None = None) -> MultiomeData:

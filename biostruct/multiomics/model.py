@@ -78,7 +78,7 @@ class DAGVAE:
         n_latent: int = 10,
         n_clusters: int | None = None,
         n_layers: int = 2,
-        n_hidden: int = 128,
+        n_hidden: int = 64,
         batch_key: str | None = None,
         encode_batch: bool = False,
         device: str | torch.device = "auto",

@@ -170,14 +170,23 @@ class DAGModule(nn.Module):
         batch: torch.Tensor,
         alpha: float = 1.0,
         sample_parents: bool = True,
+        ancestor_stats: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> LossTerms:
-        """Loss terms of ``component``; its ancestors are evaluated without gradients."""
+        """Loss terms of ``component``; its ancestors are evaluated without gradients.
+
+        ``ancestor_stats`` holds precomputed posterior (mean, log-variance) of each ancestor for
+        the cells of this minibatch (ancestors are frozen, so they can be cached); otherwise the
+        ancestors' encoders run on ``x``.
+        """
         comp = self.components[component]
         anc = self.graph.ancestors(component)
         z: dict[str, torch.Tensor] = {}
         with torch.no_grad():
             for p in anc:
-                mu_p, lv_p = self.components[p].encode(x, batch)
+                if ancestor_stats is not None:
+                    mu_p, lv_p = ancestor_stats[p]
+                else:
+                    mu_p, lv_p = self.components[p].encode(x, batch)
                 z[p] = (
                     mu_p + torch.randn_like(mu_p) * torch.exp(0.5 * lv_p)
                     if sample_parents

@@ -107,17 +107,60 @@ def evaluate_component(
     idx: np.ndarray,
     batch_size: int,
     device: torch.device,
+    ancestor_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> dict[str, float]:
     """Mean per-cell ELBO, reconstruction and mixture KL of ``component`` on cells ``idx``."""
     sums = {"elbo": 0.0, "recon": 0.0, "kl": 0.0}
     n = 0
-    for b in data.iterate(idx, batch_size, device, shuffle=False):
-        t = module.component_loss(component, b, b["_batch"])
+    mods, cache = _inputs(module, data, component, device, ancestor_cache)
+    for b in data.iterate(idx, batch_size, device, shuffle=False, modalities=mods):
+        t = module.component_loss(component, b, b["_batch"], ancestor_stats=_take(cache, b))
         sums["elbo"] += float(t.elbo.sum())
         sums["recon"] += float(t.recon.sum())
         sums["kl"] += float(t.kl_gmm.sum())
         n += t.recon.shape[0]
     return {k: v / max(n, 1) for k, v in sums.items()}
+
+
+@torch.no_grad()
+def ancestor_posteriors(
+    module: DAGModule, data: MultiomeData, component: str, device: torch.device
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Posterior (mean, log-variance) of every ancestor of ``component`` for all cells.
+
+    Ancestors are frozen while ``component`` trains, so this is computed once per component and
+    the ancestors' modalities need not be densified again.
+    """
+    out: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    for p in module.graph.ancestors(component):
+        mus, lvs = [], []
+        comp = module.components[p]
+        mods = list(comp.modalities)
+        for b in data.iterate(np.arange(data.n_cells), 1024, device, False, modalities=mods):
+            mu, lv = comp.encode(b, b["_batch"])
+            mus.append(mu)
+            lvs.append(lv)
+        out[p] = (torch.cat(mus), torch.cat(lvs))
+    return out
+
+
+def _inputs(
+    module: DAGModule,
+    data: MultiomeData,
+    component: str,
+    device: torch.device,
+    cache: dict[str, tuple[torch.Tensor, torch.Tensor]] | None,
+) -> tuple[list[str], dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+    if cache is None:
+        cache = ancestor_posteriors(module, data, component, device)
+    return list(module.components[component].modalities), cache
+
+
+def _take(
+    cache: dict[str, tuple[torch.Tensor, torch.Tensor]], b: dict[str, torch.Tensor]
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    i = b["_idx"]
+    return {p: (mu[i], lv[i]) for p, (mu, lv) in cache.items()}
 
 
 @torch.no_grad()
@@ -131,7 +174,8 @@ def posterior_means(
 ) -> tuple[np.ndarray, np.ndarray]:
     means, variances = [], []
     comp = module.components[component]
-    for b in data.iterate(idx, batch_size, device, shuffle=False):
+    mods = list(comp.modalities)
+    for b in data.iterate(idx, batch_size, device, shuffle=False, modalities=mods):
         mu, logvar = comp.encode(b, b["_batch"])
         means.append(mu.cpu().numpy())
         variances.append(logvar.exp().cpu().numpy())
@@ -172,12 +216,14 @@ def train_component(
     phase_start = {ph: plan.index(ph) for ph in dict.fromkeys(plan)}
     phase_len = {"parent": pa, "std": a, "cross": b, "gmm": c, "regular": reg}
     use_val = len(val_idx) > 0
+    mods, cache = _inputs(module, data, component, device, None)
     for epoch, phase in enumerate(plan):
         t0 = time.perf_counter()
         k0 = epoch - phase_start[phase]
         sums = {"loss": 0.0, "recon": 0.0, "kl_gmm": 0.0, "kl_std": 0.0}
         n_seen = 0
-        for it, batch in enumerate(data.iterate(train_idx, cfg.batch_size, device, True, rng)):
+        batches = data.iterate(train_idx, cfg.batch_size, device, True, rng, modalities=mods)
+        for it, batch in enumerate(batches):
             frac = (k0 * n_batches + it + 1) / (phase_len[phase] * n_batches)
             alpha = min(1.0, frac) if phase == "parent" else 1.0
             if phase == "parent":
@@ -190,7 +236,9 @@ def train_component(
                 w_std, w_gmm = cfg.std_kl_weight * (1 - frac), min(1.0, frac)
             else:
                 w_std, w_gmm = 0.0, 1.0
-            terms = module.component_loss(component, batch, batch["_batch"], alpha=alpha)
+            terms = module.component_loss(
+                component, batch, batch["_batch"], alpha=alpha, ancestor_stats=_take(cache, batch)
+            )
             loss = (-terms.recon + w_std * terms.kl_std + w_gmm * terms.kl_gmm).mean()
             if not torch.isfinite(loss):
                 raise SolverError(
@@ -228,7 +276,7 @@ def train_component(
             "seconds": time.perf_counter() - t0,
         }
         if use_val:
-            v = evaluate_component(module, data, component, val_idx, 1024, device)
+            v = evaluate_component(module, data, component, val_idx, 1024, device, cache)
             rec.update(val_elbo=v["elbo"], val_recon=v["recon"], val_kl=v["kl"])
         log(rec)
         if cfg.verbose:
