@@ -78,9 +78,13 @@ class TrainConfig:
         step an epoch has ~5x fewer steps than PHOENIX's one-trajectory batches, and 3e-3
         reached a given validation loss sooner than PHOENIX's 1e-3 on SIM350).
     rate_lr_factor
-        The gene rates get ``rate_lr_factor * lr`` (5 in PHOENIX/DASH).
+        The gene rates get ``rate_lr_factor * lr``. PHOENIX/DASH use 5 x 1e-3 = 5e-3; the
+        default 5/3 keeps that absolute rate LR (5e-3) with our larger weight LR. With 5 x 3e-3
+        on SIM350, 12 target genes' rates fell below zero within 80 epochs (dead genes: zero
+        effect columns), costing 0.02 edge AUROC; with 5/3, 5 did.
     batch_size
-        Transitions per optimizer step (all integrated in one solve).
+        Transitions per optimizer step (all integrated in one solve). 16 gave better AP and test
+        MSE than 32 on SIM350 (dense PHOENIX, 200 epochs: AP 0.929 vs 0.894) at twice the time.
     plateau_factor, plateau_patience, plateau_threshold, min_lr
         ReduceLROnPlateau on the validation loss (DASH: 0.9, 3, 1e-6, 4e-5).
     early_stopping
@@ -107,8 +111,8 @@ class TrainConfig:
 
     epochs: int = 200
     lr: float = 3e-3
-    rate_lr_factor: float = 5.0
-    batch_size: int = 32
+    rate_lr_factor: float = 5.0 / 3.0
+    batch_size: int = 16
     plateau_factor: float = 0.9
     plateau_patience: int = 3
     plateau_threshold: float = 1e-6
