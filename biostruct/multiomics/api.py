@@ -73,7 +73,8 @@ def dag_vae(
     - ``obsm["{key}_cluster_probs_{component}"]``: p(cluster | z);
     - ``obs["{key}_cluster_{component}_integrated"]``: integrated cluster (components with
       parents, when ``integrated_clusters``);
-    - ``uns[key]``: ``graph`` (dict), ``params``, ``train_config``, ``history`` (one record per
+    - ``uns[key]``: ``graph`` (dict with components as ``{name: settings}``), ``graph_yaml``,
+      ``params``, ``train_config``, ``history`` (one record per
       epoch and component: train/val ELBO, reconstruction and KL terms, phase, weights) and
       ``train_summary``.
     """
@@ -122,13 +123,14 @@ def write_results(
             li, _ = analysis.integrated_clusters(model.module, c, lat["z_hat"])
             obs[f"{key_added}_cluster_{c}_integrated"] = _categorical(li)
     uns = {
-        "graph": model.graph.to_dict(),
+        "graph": model.graph.to_h5_dict(),
+        "graph_yaml": model.graph.to_yaml(),
         "params": {k: v for k, v in model.init_args.items() if v is not None},
         "train_config": {
             k: v for k, v in model.train_config.items() if v is not None and k != "extra"
         },
-        "history": pd.DataFrame(model.history),
-        "train_summary": pd.DataFrame(model.train_summary),
+        "history": _frame(model.history),
+        "train_summary": _frame(model.train_summary),
         "device": model.device.type,
     }
     for t in targets:
@@ -142,6 +144,18 @@ def write_results(
         for k, v in obs.items():
             t.obs[k] = pd.Categorical.from_codes(v.codes[inv], categories=v.categories)
         t.uns[key_added] = uns
+
+
+def _frame(records: list[dict]) -> pd.DataFrame:
+    """Records as a DataFrame that h5ad/h5mu can store (no None, no mixed object columns)."""
+    df = pd.DataFrame(records)
+    for c in df.columns:
+        if df[c].dtype == object:
+            if df[c].map(lambda v: v is None or isinstance(v, int | float)).all():
+                df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
+            else:
+                df[c] = df[c].astype(str)
+    return df
 
 
 def _categorical(labels: np.ndarray) -> pd.Categorical:

@@ -199,6 +199,14 @@ class DAGSpec:
             comps.append(d)
         return {"modalities": mods, "components": comps}
 
+    def to_h5_dict(self) -> dict[str, Any]:
+        """Like :meth:`to_dict` but with components as ``{name: settings}`` (storable in .h5mu)."""
+        d = self.to_dict()
+        d["components"] = {
+            c["name"]: {k: v for k, v in c.items() if k != "name"} for c in d["components"]
+        }
+        return d
+
     def to_yaml(self) -> str:
         """YAML text of :meth:`to_dict`."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -314,6 +322,10 @@ def parse_graph(spec: Mapping[str, Any] | str | Path | DAGSpec) -> DAGSpec:
         )
     _check_keys(spec.keys(), _TOP_KEYS, "graph")
     raw_comps = spec.get("components")
+    if isinstance(raw_comps, Mapping):  # {name: settings}, the form stored in .h5mu files
+        raw_comps = [{"name": k, **dict(v or {})} for k, v in raw_comps.items()]
+    if isinstance(raw_comps, tuple):
+        raw_comps = list(raw_comps)
     if not raw_comps or not isinstance(raw_comps, list):
         raise ConfigError(
             "'components' must be a non-empty list.",

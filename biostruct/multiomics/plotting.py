@@ -24,16 +24,8 @@ def _graph_of(obj: Any, key: str) -> DAGSpec:
             raise InputError(
                 f"uns[{key!r}] not found.", field="key", fix="run bs.tl.dag_vae first or pass key."
             )
-        g = uns[key]["graph"]
-        if isinstance(g, str):
-            return parse_graph(g)
-        comps = g["components"]
-        if isinstance(comps, dict):  # h5-stored form: {name: spec}
-            g = {
-                "modalities": g.get("modalities", {}),
-                "components": [{"name": k, **v} for k, v in comps.items()],
-            }
-        return parse_graph(_plain(g))
+        g = uns[key].get("graph_yaml", uns[key]["graph"])
+        return parse_graph(g if isinstance(g, str) else _plain(g))
     return parse_graph(obj)
 
 

@@ -25,7 +25,7 @@ def fitted(snare_demo):
     return md, model
 
 
-def test_fields_written(fitted):
+def test_fields_written(fitted, tmp_path):
     md, model = fitted
     for c in ("atac", "rna"):
         assert md.obsm[f"X_{KEY}_{c}"].shape == (md.n_obs, 10)
@@ -35,10 +35,17 @@ def test_fields_written(fitted):
         np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-4)
     assert f"{KEY}_cluster_rna_integrated" in md.obs
     uns = md.uns[KEY]
-    assert uns["graph"]["components"][1]["conditioned_on_z_hat"] == ["atac"]
+    assert list(uns["graph"]["components"]["rna"]["conditioned_on_z_hat"]) == ["atac"]
     hist = uns["history"]
     assert {"train_elbo", "val_elbo", "train_kl", "train_recon", "phase"} <= set(hist.columns)
     assert set(hist["component"]) == {"atac", "rna"}
+    # the results can be written to .h5mu as they are
+    import mudata
+
+    md.write(tmp_path / "fitted.h5mu")
+    back = mudata.read_h5mu(tmp_path / "fitted.h5mu")
+    np.testing.assert_array_equal(back.obsm[f"X_{KEY}_rna"], md.obsm[f"X_{KEY}_rna"])
+    assert dag_graph(back, KEY) is not None  # the stored graph reads back
     # training improved the held-out ELBO of each component
     for c in ("atac", "rna"):
         h = hist[hist["component"] == c]
