@@ -80,6 +80,7 @@ class MultiomeData:
     var_names: dict[str, pd.Index]
     batch_codes: np.ndarray  # int, (n_cells,)
     batch_categories: list[str]
+    obs: pd.DataFrame | None = None  # cell annotations at setup time (for groupby look-ups)
 
     @property
     def n_cells(self) -> int:
@@ -161,7 +162,7 @@ def setup_data(data: object, graph: DAGSpec, batch_key: str | None = None) -> Mu
         var_names[m] = pd.Index(a.var_names)
     obs = _obs_frame(data, mods)
     codes, cats = _batch(obs, mods, batch_key, first)
-    return MultiomeData(X, pd.Index(first), var_names, codes, cats)
+    return MultiomeData(X, pd.Index(first), var_names, codes, cats, obs.reindex(first))
 
 
 def _check_values(x: sp.csr_matrix, m: str, likelihood: str) -> None:

@@ -286,11 +286,18 @@ class DAGVAE:
                     )
                 idx = np.nonzero(idx)[0]
             return idx.astype(np.int64)
+        obs = obs if obs is not None else data.obs
         if groupby is None or group is None or obs is None:
             raise InputError(
                 "no cells given.",
                 field=which,
                 fix="pass idx1/idx2, or groupby + group1 (+ group2).",
+            )
+        if groupby not in obs.columns:
+            raise InputError(
+                f"column {groupby!r} not in obs.",
+                field="groupby",
+                fix="pass obs=mdata.obs (e.g. for cluster columns written after fitting).",
             )
         col = obs[groupby].reindex(data.obs_names).astype(str).to_numpy()
         if isinstance(group, str | int):
@@ -380,6 +387,26 @@ class DAGVAE:
         ``fdr_target`` (column ``is_de_fdr``). ``mode="vanilla"`` gives P(group1 > group2) and
         its log odds. ``group2=None`` (and no ``idx2``) compares group1 with all other cells.
 
+        Parameters
+        ----------
+        modality
+            Modality whose features are compared.
+        groupby, group1, group2
+            obs column and the group(s) of each side (a value or a list of values).
+        idx1, idx2
+            Cell indices or boolean masks instead of ``groupby`` groups.
+        obs
+            Cell annotations to look ``groupby`` up in (default: the obs at setup time; pass
+            ``mdata.obs`` for columns added later, such as the model's clusters).
+        mode, delta, fdr_target
+            Test, effect-size threshold and target posterior FDR (see above).
+        n_cells, n_samples
+            Cells sampled per group and posterior draws per cell.
+        batch_correction
+            Decode every draw with a random batch (marginalises the batch covariate).
+        seed
+            Seed of the cell and latent sampling (default: the model's seed).
+
         Returns
         -------
         DataFrame indexed by feature, sorted by Bayes factor: ``proba_de``, ``bayes_factor``,
@@ -436,6 +463,19 @@ class DAGVAE:
         donor-group cells; z_hat is recomputed downstream and ``modality`` decoded. Substituted and
         original means of the same cells are compared pairwise: a feature that changes is
         driven by what the donor component encodes about the donor group.
+
+        Parameters
+        ----------
+        donor
+            Component whose latent is substituted.
+        modality
+            Modality decoded and compared.
+        groupby, recipient, donor_group
+            obs column and the recipient and donor groups.
+        recipient_idx, donor_idx
+            Cell indices or boolean masks instead of groups.
+        obs, delta, fdr_target, n_cells, n_samples, seed
+            As in :meth:`differential`.
 
         Returns
         -------

@@ -101,7 +101,7 @@ def test_differential_expression_finds_oligodendrocyte_markers(fitted):
     called = de[de["is_de_fdr"]]
     assert len(called) > 0 and (1 - called["proba_de"]).mean() <= 0.05 + 1e-9
     vanilla = model.differential(
-        "rna", groupby="label", group1="Oligo", obs=md.obs, mode="vanilla", n_cells=100, n_samples=3
+        "rna", groupby="label", group1="Oligo", mode="vanilla", n_cells=100, n_samples=3
     )
     assert vanilla.loc["Mbp", "proba_a_gt_b"] > 0.5
     da = model.differential(
