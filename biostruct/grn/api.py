@@ -64,7 +64,7 @@ def infer_grn(
     val_fraction: float = 0.066,
     checkpoint: str | None = None,
     **train_kwargs: Any,
-) -> GRNModel | tuple[GRNModel, Any]:
+) -> GRNModel | tuple[Any, GRNModel]:
     """Infer a signed gene regulatory network with a PHOENIX neural ODE pruned by DASH.
 
     Parameters
@@ -102,8 +102,8 @@ def infer_grn(
 
     Returns
     -------
-    GRNModel, or ``(GRNModel, adata copy)`` with ``copy=True``. Writes, only after a successful
-    fit (``adata`` is untouched on failure):
+    GRNModel, or ``(adata_copy, GRNModel)`` with ``copy=True`` (as :func:`biostruct.tl.dag_vae`).
+    Writes, only after a successful fit (``adata`` is untouched on failure):
 
     - ``adata.varp[key_added]``: signed effect matrix, regulator rows, target columns;
     - ``adata.uns[key_added]``: ``params`` (method, sizes, configs), ``sparsity`` (per layer and
@@ -172,4 +172,4 @@ def infer_grn(
     target.uns[key_added] = uns
     if pred_layer is not None:
         target.layers[key_added + "_pred"] = pred_layer
-    return (model, target) if copy else model
+    return (target, model) if copy else model

@@ -60,7 +60,7 @@ def test_infer_grn_writes_results(adata, tmp_path):
 
 def test_copy_and_prior_formats(adata):
     before = set(adata.varp.keys())
-    model, out = infer_grn(adata, adata.varp["prior"], method="imp", copy=True, **FAST)
+    out, model = infer_grn(adata, adata.varp["prior"], method="imp", copy=True, **FAST)
     assert "grn" in out.varp and set(adata.varp.keys()) == before
     edges = pd.DataFrame(
         [(adata.var_names[i], adata.var_names[j], w) for i, j, w in [(0, 7, 1.0), (1, 9, -1.0)]],
