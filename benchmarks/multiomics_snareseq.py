@@ -65,20 +65,18 @@ def _peak_rss_mb() -> float:
 
 
 def _metrics(z, labels, own=None, seed=0) -> dict:
-    import anndata as ad
     import numpy as np
     import scanpy as sc
     from sklearn.metrics import adjusted_rand_score as ari
     from sklearn.metrics import normalized_mutual_info_score as nmi
 
     from biostruct.multiomics import knn_purity
+    from biostruct.multiomics.analysis import latent_neighbors
 
     out = {"knn_purity": knn_purity(z, labels, k=15)}
     if own is not None:
         out.update(ari_own=ari(labels, own), nmi_own=nmi(labels, own), n_own=len(np.unique(own)))
-    tmp = ad.AnnData(np.zeros((len(z), 1), dtype=np.float32))
-    tmp.obsm["Z"] = np.asarray(z, dtype=np.float32)
-    sc.pp.neighbors(tmp, use_rep="Z", n_neighbors=15, random_state=seed)
+    tmp = latent_neighbors(z, n_neighbors=15, seed=seed)
     best = None
     for r in RESOLUTIONS:
         sc.tl.leiden(

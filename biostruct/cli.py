@@ -505,15 +505,12 @@ def cmd_mo_analyse(args: argparse.Namespace) -> int:
             fix="run 'biostruct multiomics fit' first or pass its --key.",
         )
     if args.umap:
-        import anndata as ad
         import scanpy as sc
 
+        from biostruct.multiomics.analysis import latent_neighbors
+
         for c in comps:
-            tmp = ad.AnnData(np.zeros((mdata.n_obs, 1), dtype=np.float32))
-            tmp.obsm["Z"] = np.asarray(mdata.obsm[f"X_{key}_{c}"])
-            sc.pp.neighbors(
-                tmp, use_rep="Z", n_neighbors=min(15, mdata.n_obs - 1), random_state=args.seed
-            )
+            tmp = latent_neighbors(mdata.obsm[f"X_{key}_{c}"], seed=args.seed)
             sc.tl.umap(tmp, random_state=args.seed)
             mdata.obsm[f"X_{key}_{c}_umap"] = tmp.obsm["X_umap"]
     model = DAGVAE.load(_need_file(args.model_dir, "--model-dir"), mdata, device=args.device)

@@ -4,6 +4,8 @@ Bayes-factor differential analysis with posterior FDR control, and latent-substi
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import torch
@@ -258,3 +260,25 @@ def bayes_factor_table(
     out["_abs"] = np.abs(out[f"{name}_mean"])
     out = out.sort_values(["bayes_factor", "_abs"], ascending=False)
     return out.drop(columns="_abs")
+
+
+def latent_neighbors(latent: np.ndarray, *, n_neighbors: int = 15, seed: int = 0) -> Any:
+    """kNN graph of a latent as a scanpy AnnData (``obsp`` connectivities), ready for UMAP/Leiden.
+
+    Uses scikit-learn's exact kNN: scanpy 1.11's default pynndescent path (taken above 4,096
+    cells) calls ``getnnz`` on a ``csr_array``, which SciPy >= 1.15 removed.
+    """
+    import anndata as ad
+    import scanpy as sc
+
+    latent = np.asarray(latent, dtype=np.float32)
+    tmp = ad.AnnData(np.zeros((latent.shape[0], 1), dtype=np.float32))
+    tmp.obsm["Z"] = latent
+    sc.pp.neighbors(
+        tmp,
+        use_rep="Z",
+        n_neighbors=min(n_neighbors, latent.shape[0] - 1),
+        random_state=seed,
+        transformer="sklearn",
+    )
+    return tmp

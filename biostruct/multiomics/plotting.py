@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from biostruct.errors import InputError
+from biostruct.multiomics.analysis import latent_neighbors
 from biostruct.multiomics.graph import DAGSpec, parse_graph
 
 __all__ = ["dag_graph", "dagvae_training", "dagvae_umap"]
@@ -173,7 +174,6 @@ def dagvae_umap(
     kind
         ``"z"`` or ``"z_hat"``.
     """
-    import anndata as ad
     import matplotlib.pyplot as plt
     import scanpy as sc
 
@@ -184,9 +184,7 @@ def dagvae_umap(
         raise InputError(f"obsm[{rep!r}] not found.", field="component", fix="check key/component.")
     ukey = rep + "_umap"
     if ukey not in mdata.obsm:
-        tmp = ad.AnnData(np.zeros((mdata.n_obs, 1), dtype=np.float32))
-        tmp.obsm["Z"] = np.asarray(mdata.obsm[rep])
-        sc.pp.neighbors(tmp, use_rep="Z", n_neighbors=min(15, mdata.n_obs - 1), random_state=seed)
+        tmp = latent_neighbors(mdata.obsm[rep], seed=seed)
         sc.tl.umap(tmp, random_state=seed)
         mdata.obsm[ukey] = tmp.obsm["X_umap"]
     xy = np.asarray(mdata.obsm[ukey])
