@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+from grn_network_sim import simulate_small_network
 
 from biostruct.grn import GRNModel
 
 
 def test_dash_beats_imp_on_ap():
-    from conftest import simulate_small_network
-
     adata, truth, prior = simulate_small_network(n_trajectories=24, seed=1)
     results = {}
     for method in ("dash", "imp"):
