@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from biostruct._device import resolve_device
 from biostruct.errors import ConfigError, InputError, NotFittedError, PriorError
 from biostruct.grn import extract, metrics, perturb
 from biostruct.grn.data import (
@@ -29,23 +30,6 @@ from biostruct.grn.solve import SolverConfig
 from biostruct.grn.train import PruningConfig, TrainConfig, Trainer
 
 __all__ = ["GRNModel", "resolve_device", "coerce_prior"]
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"``: CUDA when available, else CPU."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise ConfigError(
-            f"unknown device {device!r}", field="device", fix="auto/cpu/cuda"
-        ) from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("CUDA is not available", field="device", fix="use device='auto' or 'cpu'")
-    return dev
 
 
 def coerce_prior(adata: Any, prior: Any, *, missing: str = "raise") -> np.ndarray | None:

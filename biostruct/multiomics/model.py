@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from biostruct._device import resolve_device
 from biostruct.errors import ConfigError, InputError, NotFittedError
 from biostruct.multiomics import analysis
 from biostruct.multiomics.data import MultiomeData, as_modalities, setup_data
@@ -25,25 +26,6 @@ from biostruct.multiomics.training import TrainConfig, train_component
 __all__ = ["DAGVAE", "resolve_device"]
 
 _FORMAT_VERSION = 1
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else is passed to ``torch.device``."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ConfigError(
-            f"unknown device {device!r}.", field="device", fix="'auto', 'cpu' or 'cuda'"
-        ) from err
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            "CUDA is not available.", field="device", fix="use device='auto' or 'cpu'."
-        )
-    return dev
 
 
 class DAGVAE:
