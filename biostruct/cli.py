@@ -136,6 +136,23 @@ def _h5_safe(obj: Any) -> Any:
     return obj
 
 
+def _finish_fit(
+    data: Any, uns: Any, model: Any, args: argparse.Namespace, runtime: float, label: str
+) -> None:
+    """Store ``uns`` (plus run time and device) under ``args.key``, save the model, write the file.
+
+    The model directory is written before the result file, so a result file on disk always has
+    its model next to it.
+    """
+    uns["runtime_s"] = float(runtime)
+    uns["device"] = str(getattr(model, "device", args.device))
+    data.uns[args.key] = uns
+    if args.model_dir:
+        _save_dir_atomic(args.model_dir, lambda p: model.save(p))
+    _write_h5(data, args.out)
+    print(f"fitted {label} in {runtime:.1f} s -> {args.out}")
+
+
 def _need_file(path: str | Path, field: str) -> Path:
     p = Path(path)
     if not p.exists():
@@ -314,12 +331,7 @@ def cmd_grn_fit(args: argparse.Namespace) -> int:
                 )
             )
         adata.uns[args.key]["knockout"] = pd.concat(frames, ignore_index=True)
-    adata.uns[args.key]["runtime_s"] = float(runtime)
-    adata.uns[args.key]["device"] = str(getattr(model, "device", args.device))
-    if args.model_dir:
-        _save_dir_atomic(args.model_dir, lambda p: model.save(p))
-    _write_h5(adata, args.out)
-    print(f"fitted {args.method} in {runtime:.1f} s -> {args.out}")
+    _finish_fit(adata, adata.uns[args.key], model, args, runtime, args.method)
     return 0
 
 
@@ -473,14 +485,7 @@ def cmd_mo_fit(args: argparse.Namespace) -> int:
         **extra,
     )
     runtime = time.perf_counter() - t0
-    uns = dict(mdata.uns[args.key])
-    uns["runtime_s"] = float(runtime)
-    uns["device"] = str(getattr(model, "device", args.device))
-    mdata.uns[args.key] = _h5_safe(uns)
-    if args.model_dir:
-        _save_dir_atomic(args.model_dir, lambda p: model.save(p))
-    _write_h5(mdata, args.out)
-    print(f"fitted DAG-VAE in {runtime:.1f} s -> {args.out}")
+    _finish_fit(mdata, _h5_safe(dict(mdata.uns[args.key])), model, args, runtime, "DAG-VAE")
     return 0
 
 
