@@ -136,6 +136,22 @@ def _h5_safe(obj: Any) -> Any:
     return obj
 
 
+def _timed_fit(
+    fit: Callable[..., Any], args: argparse.Namespace, /, *data: Any, **options: Any
+) -> tuple[Any, float]:
+    """Call ``fit(*data, **options)`` plus the ``--train-kwargs`` JSON options.
+
+    Returns
+    -------
+    tuple
+        The fitted model and the seconds the fit took.
+    """
+    extra = json.loads(args.train_kwargs) if args.train_kwargs else {}
+    t0 = time.perf_counter()
+    model = fit(*data, **options, **extra)
+    return model, time.perf_counter() - t0
+
+
 def _finish_fit(
     data: Any, uns: Any, model: Any, args: argparse.Namespace, runtime: float, label: str
 ) -> None:
@@ -221,6 +237,33 @@ def cmd_datasets_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dataset_or_file(args: argparse.Namespace, suffix: str) -> Any:
+    """The named dataset (``--source dataset --name``), else the file ``--path``.
+
+    Parameters
+    ----------
+    args
+        Parsed arguments with ``source``, ``name`` and ``path``.
+    suffix
+        The file type the step expects (``".h5ad"`` or ``".h5mu"``), for the error message.
+    """
+    if args.source == "dataset":
+        from biostruct import datasets
+
+        if not args.name:
+            raise ConfigError(
+                "--name is required with --source dataset",
+                field="--name",
+                fix="name a dataset from 'biostruct datasets list'.",
+            )
+        return datasets.load(args.name)
+    if not args.path:
+        raise ConfigError(
+            "--path is required with --source file", field="--path", fix=f"give your {suffix} file."
+        )
+    return _read_h5(args.path, "--path")
+
+
 # ---------------------------------------------------------------------------------- GRN steps
 def _grn_source(args: argparse.Namespace) -> Any:
     from biostruct import datasets
@@ -230,20 +273,8 @@ def _grn_source(args: argparse.Namespace) -> Any:
         return datasets.simulate_sim690(
             n_trajectories=args.n_trajectories, times=times, noise_sd=args.noise_sd, seed=args.seed
         )
-    if args.source == "dataset":
-        if not args.name:
-            raise ConfigError(
-                "--name is required with --source dataset",
-                field="--name",
-                fix="name a dataset from 'biostruct datasets list'.",
-            )
-        return datasets.load(args.name)
-    if args.source == "file":
-        if not args.path:
-            raise ConfigError(
-                "--path is required with --source file", field="--path", fix="give your .h5ad file."
-            )
-        return _read_h5(args.path, "--path")
+    if args.source in ("dataset", "file"):
+        return _dataset_or_file(args, ".h5ad")
     raise ConfigError(
         f"unknown source {args.source!r}", field="--source", fix="use simulate, dataset or file."
     )  # pragma: no cover
@@ -295,9 +326,9 @@ def cmd_grn_fit(args: argparse.Namespace) -> int:
     truth = None if args.truth in (None, "", "none") else args.truth
     if truth is not None and truth not in adata.varp:
         truth = None  # no ground truth for this data set: metrics are skipped
-    extra = json.loads(args.train_kwargs) if args.train_kwargs else {}
-    t0 = time.perf_counter()
-    model = infer_grn(
+    model, runtime = _timed_fit(
+        infer_grn,
+        args,
         adata,
         prior,
         time_key=args.time_key,
@@ -310,9 +341,7 @@ def cmd_grn_fit(args: argparse.Namespace) -> int:
         seed=args.seed,
         truth=truth,
         predict=True,
-        **extra,
     )
-    runtime = time.perf_counter() - t0
     if args.knockouts > 0:
         W = np.abs(np.asarray(adata.varp[args.key]))
         np.fill_diagonal(W, 0.0)
@@ -393,22 +422,7 @@ def cmd_mo_prepare(args: argparse.Namespace) -> int:
     """Load a MuData (dataset or file), optionally subsample cells and keep top features."""
     import numpy as np
 
-    if args.source == "dataset":
-        from biostruct import datasets
-
-        if not args.name:
-            raise ConfigError(
-                "--name is required with --source dataset",
-                field="--name",
-                fix="name a dataset from 'biostruct datasets list'.",
-            )
-        mdata = datasets.load(args.name)
-    else:
-        if not args.path:
-            raise ConfigError(
-                "--path is required with --source file", field="--path", fix="give your .h5mu file."
-            )
-        mdata = _read_h5(args.path, "--path")
+    mdata = _dataset_or_file(args, ".h5mu")
     if not hasattr(mdata, "mod"):
         raise InputError(
             "the input is not a MuData",
@@ -471,9 +485,9 @@ def cmd_mo_fit(args: argparse.Namespace) -> int:
             if not args.graph.lstrip().startswith("{")
             else json.loads(args.graph)
         )
-    extra = json.loads(args.train_kwargs) if args.train_kwargs else {}
-    t0 = time.perf_counter()
-    model = dag_vae(
+    model, runtime = _timed_fit(
+        dag_vae,
+        args,
         mdata,
         graph,
         key_added=args.key,
@@ -482,9 +496,7 @@ def cmd_mo_fit(args: argparse.Namespace) -> int:
         batch_key=args.batch_key or None,
         device=args.device,
         seed=args.seed,
-        **extra,
     )
-    runtime = time.perf_counter() - t0
     _finish_fit(mdata, _h5_safe(dict(mdata.uns[args.key])), model, args, runtime, "DAG-VAE")
     return 0
 
@@ -687,7 +699,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------- parser
-def _common_fit(p: argparse.ArgumentParser) -> None:
+def _common_fit(p: argparse.ArgumentParser, suffix: str) -> None:
+    """Options of every fit step; ``suffix`` is the type of its output file (``".h5ad"``)."""
+    p.add_argument("--model-dir", help="folder to save the trained model in")
+    p.add_argument("--out", required=True, help=f"output {suffix}")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--key", default=None, help="key_added of the results")
@@ -796,9 +811,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--time-key", default="time")
     p.add_argument("--trajectory-key", default="trajectory")
-    p.add_argument("--model-dir", help="folder to save the trained model in")
-    p.add_argument("--out", required=True, help="output .h5ad")
-    _common_fit(p)
+    _common_fit(p, ".h5ad")
     p.set_defaults(func=cmd_grn_fit, key="grn")
 
     p = gsub.add_parser("evaluate", help="edge list and metrics against the ground truth")
@@ -844,9 +857,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-latent", type=int, default=10)
     p.add_argument("--max-epochs", type=int, default=100)
     p.add_argument("--batch-key", default="", help="obs column of batches, if any")
-    p.add_argument("--model-dir", help="folder to save the trained model in")
-    p.add_argument("--out", required=True, help="output .h5mu")
-    _common_fit(p)
+    _common_fit(p, ".h5mu")
     p.set_defaults(func=cmd_mo_fit, key="dagvae")
 
     p = msub.add_parser("analyse", help="UMAPs per component and differential analysis")

@@ -114,22 +114,28 @@ def _concat_splits(parts: list[tuple[str, Any]]) -> Any:
     return out
 
 
-def _load_hema_b(files: dict[str, Path], manifest: Manifest) -> Any:
+def _read_splits(files: dict[str, Path], **splits: str) -> tuple[Any, list[str]]:
+    """Read the trajectories of each ``split=file_key`` and concatenate them by split.
+
+    Returns
+    -------
+    tuple
+        The AnnData (see :func:`_concat_splits`) and the gene names of ``files["gene_names"]``.
+    """
     names = read_gene_names(files["gene_names"])
-    adata = _concat_splits(
-        [
-            ("train", read_trajectories(files["b_train"], gene_names=names)),
-            ("test", read_trajectories(files["b_test"], gene_names=names)),
-        ]
-    )
+    parts = [(split, read_trajectories(files[k], gene_names=names)) for split, k in splits.items()]
+    return _concat_splits(parts), names
+
+
+def _load_hema_b(files: dict[str, Path], manifest: Manifest) -> Any:
+    adata, names = _read_splits(files, train="b_train", test="b_test")
     adata.varp["prior"] = read_prior(files["prior"], names)
     adata.uns["dataset"] = provenance(manifest, files, "hema_b")
     return adata
 
 
 def _load_hema_mono(files: dict[str, Path], manifest: Manifest) -> Any:
-    names = read_gene_names(files["gene_names"])
-    adata = _concat_splits([("train", read_trajectories(files["mono_train"], gene_names=names))])
+    adata, names = _read_splits(files, train="mono_train")
     adata.varp["prior"] = read_prior(files["prior"], names)
     adata.uns["dataset"] = provenance(manifest, files, "hema_mono")
     return adata
@@ -150,13 +156,7 @@ def _load_breast500(files: dict[str, Path], manifest: Manifest) -> Any:
 
 
 def _load_breast500_split(files: dict[str, Path], manifest: Manifest) -> Any:
-    names = read_gene_names(files["gene_names"])
-    adata = _concat_splits(
-        [
-            ("train", read_trajectories(files["train"], gene_names=names)),
-            ("test", read_trajectories(files["test"], gene_names=names)),
-        ]
-    )
+    adata, names = _read_splits(files, train="train", test="test")
     _breast_common(adata, files, names)
     adata.uns["dataset"] = provenance(manifest, files, "breast500_split")
     return adata
@@ -169,9 +169,26 @@ def _read_lines(path: Path) -> list[str]:
     return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
 
 
-def _load_snareseq(files: dict[str, Path], manifest: Manifest) -> Any:
+def _rna_atac(rna: Any, atac: Any, obs: pd.DataFrame, genes: list[str], peaks: list[str]) -> Any:
+    """A MuData of ``rna`` and ``atac`` (cells x features) with the cell annotations ``obs``.
+
+    ``obs`` is set on each modality and copied to the MuData's own ``obs``.
+    """
     import anndata as ad
     import mudata as md
+
+    mods = {
+        "rna": ad.AnnData(X=rna, obs=obs.copy(), var=pd.DataFrame(index=pd.Index(genes))),
+        "atac": ad.AnnData(X=atac, obs=obs.copy(), var=pd.DataFrame(index=pd.Index(peaks))),
+    }
+    with md.set_options(pull_on_update=False):
+        mdata = md.MuData(mods)
+    for col in obs.columns:
+        mdata.obs[col] = obs[col].reindex(mdata.obs_names)
+    return mdata
+
+
+def _load_snareseq(files: dict[str, Path], manifest: Manifest) -> Any:
     import scipy.sparse as sp
 
     rna = sp.load_npz(files["rna"]).T.tocsr()  # stored features x cells
@@ -187,14 +204,7 @@ def _load_snareseq(files: dict[str, Path], manifest: Manifest) -> Any:
     )
     genes = _read_lines(files["genes"])
     peaks = _read_lines(files["regions"])
-    mods = {
-        "rna": ad.AnnData(X=rna, obs=obs.copy(), var=pd.DataFrame(index=pd.Index(genes))),
-        "atac": ad.AnnData(X=atac, obs=obs.copy(), var=pd.DataFrame(index=pd.Index(peaks))),
-    }
-    with md.set_options(pull_on_update=False):
-        mdata = md.MuData(mods)
-    for col in obs.columns:
-        mdata.obs[col] = obs[col].reindex(mdata.obs_names)
+    mdata = _rna_atac(rna, atac, obs, genes, peaks)
     mdata.uns["gene_peak_links"] = sp.load_npz(files["gene_peak"]).tocsr()
     mdata.uns["dataset"] = provenance(manifest, files, "snareseq")
     return mdata
@@ -322,8 +332,6 @@ def _load_snareseq_demo() -> Any:
     """The embedded SNARE-seq subsample (see ``build_embedded.py``) as a MuData."""
     import gzip
 
-    import anndata as ad
-    import mudata as md
     import scipy.sparse as sp
 
     with np.load(EMBEDDED_DIR / "snareseq_demo.npz", allow_pickle=False) as z:
@@ -342,14 +350,7 @@ def _load_snareseq_demo() -> Any:
         {c: pd.Categorical(meta[c]) for c in ("batch", "label", "label_fine")},
         index=pd.Index(meta["cell"]),
     )
-    mods = {
-        "rna": ad.AnnData(X=rna, obs=obs.copy(), var=pd.DataFrame(index=pd.Index(genes))),
-        "atac": ad.AnnData(X=atac, obs=obs.copy(), var=pd.DataFrame(index=pd.Index(peaks))),
-    }
-    with md.set_options(pull_on_update=False):
-        mdata = md.MuData(mods)
-    for col in obs.columns:
-        mdata.obs[col] = obs[col].reindex(mdata.obs_names)
+    mdata = _rna_atac(rna, atac, obs, genes, peaks)
     m = get_manifest("snareseq_mop")
     mdata.uns["dataset"] = {
         "name": "snareseq_demo",

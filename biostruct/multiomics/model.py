@@ -255,6 +255,22 @@ class DAGVAE:
         return probs.argmax(1), probs
 
     # ------------------------------------------------------------------ differential
+    def _seeded_rng(self, seed: int | None) -> np.random.Generator:
+        """The generator of one differential test; torch is seeded alike (``None``: model seed)."""
+        seed = self.seed if seed is None else seed
+        rng = np.random.default_rng(seed)
+        torch.manual_seed(seed)
+        return rng
+
+    def _change(self, modality: str, delta: float | None) -> tuple[str, float]:
+        """How ``modality`` changes (``"lfc"`` or ``"difference"``) and the threshold ``delta``.
+
+        The default ``delta`` is 0.25 for a log fold change and 0.05 for a difference.
+        """
+        comp = self.module.components[self.graph.component_of(modality)]
+        change = comp.likelihoods[modality].change
+        return change, ((0.25 if change == "lfc" else 0.05) if delta is None else delta)
+
     def _group_index(
         self, groupby: str | None, group: Any, idx: Any, obs: pd.DataFrame | None, which: str
     ) -> np.ndarray:
@@ -403,8 +419,7 @@ class DAGVAE:
                 field="modality",
                 fix=f"use one of {list(self.graph.modalities)}",
             )
-        rng = np.random.default_rng(self.seed if seed is None else seed)
-        torch.manual_seed(self.seed if seed is None else seed)
+        rng = self._seeded_rng(seed)
         i1 = self._group_index(groupby, group1, idx1, obs, "group1")
         if group2 is None and idx2 is None:
             i2 = np.setdiff1d(np.arange(data.n_cells), i1)
@@ -414,9 +429,7 @@ class DAGVAE:
         i2 = rng.choice(i2, size=min(n_cells, len(i2)), replace=False)
         a = self._draw_means(modality, np.sort(i1), n_samples, batch_correction, rng)
         b = self._draw_means(modality, np.sort(i2), n_samples, batch_correction, rng)
-        comp = self.module.components[self.graph.component_of(modality)]
-        change = comp.likelihoods[modality].change
-        delta = (0.25 if change == "lfc" else 0.05) if delta is None else delta
+        change, delta = self._change(modality, delta)
         return analysis.bayes_factor_table(
             a, b, pd.Index(self.var_names[modality]), change, mode, delta, fdr_target, rng
         )
@@ -475,15 +488,12 @@ class DAGVAE:
                 field="donor",
                 fix=f"use one of {allowed}.",
             )
-        rng = np.random.default_rng(self.seed if seed is None else seed)
-        torch.manual_seed(self.seed if seed is None else seed)
+        rng = self._seeded_rng(seed)
         ri = self._group_index(groupby, recipient, recipient_idx, obs, "recipient")
         di = self._group_index(groupby, donor_group, donor_idx, obs, "donor_group")
         ri = np.sort(rng.choice(ri, size=min(n_cells, len(ri)), replace=False))
         orig, subst = self._draw_means(modality, ri, n_samples, False, rng, substitute=(donor, di))
-        comp = self.module.components[target]
-        change = comp.likelihoods[modality].change
-        delta = (0.25 if change == "lfc" else 0.05) if delta is None else delta
+        change, delta = self._change(modality, delta)
         tab = analysis.bayes_factor_table(
             subst,
             orig,

@@ -2,12 +2,43 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-__all__ = ["as_dense", "as_series_dict", "event_epochs", "fmt"]
+if TYPE_CHECKING:  # pragma: no cover
+    import plotly.graph_objects as go
+
+__all__ = ["add_arrow", "as_dense", "as_series_dict", "event_epochs", "fmt"]
+
+
+def add_arrow(fig: go.Figure, start: Sequence[float], end: Sequence[float], **style: Any) -> None:
+    """Draw an arrow from ``start`` to ``end`` (data coordinates) on ``fig``.
+
+    Parameters
+    ----------
+    fig
+        The plotly figure.
+    start, end
+        ``(x, y)`` of the tail and of the head.
+    **style
+        Further annotation settings (``arrowsize``, ``arrowwidth``, ``arrowcolor``,
+        ``standoff``, ...).
+    """
+    fig.add_annotation(
+        x=end[0],
+        y=end[1],
+        ax=start[0],
+        ay=start[1],
+        xref="x",
+        yref="y",
+        axref="x",
+        ayref="y",
+        showarrow=True,
+        arrowhead=2,
+        **style,
+    )
 
 
 def as_dense(m: Any) -> np.ndarray:

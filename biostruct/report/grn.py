@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from biostruct.errors import InputError
-from biostruct.report._common import as_dense, as_series_dict, event_epochs, fmt
+from biostruct.report._common import add_arrow, as_dense, as_series_dict, event_epochs, fmt
 from biostruct.report.render import Report, plotly_block, png_block, table_block, text_block
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -232,17 +232,10 @@ def _graph_block(edges: pd.DataFrame) -> str:
                 )
             )
     for s, t, d in g.edges(data=True):
-        fig.add_annotation(
-            x=pos[t][0],
-            y=pos[t][1],
-            ax=pos[s][0],
-            ay=pos[s][1],
-            xref="x",
-            yref="y",
-            axref="x",
-            ayref="y",
-            showarrow=True,
-            arrowhead=2,
+        add_arrow(
+            fig,
+            pos[s],
+            pos[t],
             arrowsize=1,
             arrowwidth=1,
             arrowcolor="#c0392b" if d["weight"] > 0 else "#2e6bb0",

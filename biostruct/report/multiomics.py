@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from biostruct.errors import InputError
-from biostruct.report._common import as_dense, as_series_dict, fmt
+from biostruct.report._common import add_arrow, as_dense, as_series_dict, fmt
 from biostruct.report.grn import as_flat
 from biostruct.report.render import Report, plotly_block, table_block, text_block
 
@@ -107,17 +107,10 @@ def _dag_block(nodes: list[str], edges: list[tuple[str, str]], mods: dict[str, s
             pos[n] = (i - (len(members) - 1) / 2, -d)
     fig = go.Figure()
     for p, c in edges:
-        fig.add_annotation(
-            x=pos[c][0],
-            y=pos[c][1],
-            ax=pos[p][0],
-            ay=pos[p][1],
-            xref="x",
-            yref="y",
-            axref="x",
-            ayref="y",
-            showarrow=True,
-            arrowhead=2,
+        add_arrow(
+            fig,
+            pos[p],
+            pos[c],
             arrowsize=1.5,
             arrowwidth=2,
             arrowcolor="#555",
