@@ -38,6 +38,13 @@ REPO = Path(__file__).resolve().parents[1]
 if "BIOSTRUCT_DATA_DIR" not in os.environ and (REPO.parent / "shared" / "data").is_dir():
     os.environ["BIOSTRUCT_DATA_DIR"] = str(REPO.parent / "shared" / "data")
 RESOLUTIONS = (0.1, 0.2, 0.5, 1.0)
+#: MULTIVI runs: scvi-tools' defaults (lr 1e-4, KL warm-up over 50 epochs), and the same model
+#: with settings for a short budget (lr 1e-3, KL warm-up over the first 30 % of the epochs, as
+#: the DAG-VAE's), so that a fixed small number of epochs does not handicap it.
+MULTIVI_VARIANTS = {
+    "multivi": lambda epochs: {},
+    "multivi_short": lambda epochs: {"lr": 1e-3, "n_epochs_kl_warmup": max(1, round(0.3 * epochs))},
+}
 
 
 def load_data(quick: bool, seed: int = 0):
@@ -167,7 +174,7 @@ def run_multivi(task: dict) -> list[dict]:
     try:
         import scvi
     except ImportError as err:
-        return [{"model": "multivi", "skipped": f"scvi-tools not importable: {err}"}]
+        return [{"model": task["model"], "skipped": f"scvi-tools not importable: {err}"}]
     md = load_data(task["quick"])
     labels = md.obs["label"].astype(str).to_numpy()
     scvi.settings.seed = task["seed"]
@@ -177,14 +184,18 @@ def run_multivi(task: dict) -> list[dict]:
     t0 = time.perf_counter()
     model = scvi.model.MULTIVI(md, n_genes=n_genes, n_regions=n_regions)
     accel = "gpu" if (task["device"] in ("auto", "cuda") and torch.cuda.is_available()) else "cpu"
-    model.train(max_epochs=task["epochs"], early_stopping=False, accelerator=accel, devices=1)
+    settings = MULTIVI_VARIANTS[task["model"]](task["epochs"])
+    model.train(
+        max_epochs=task["epochs"], early_stopping=False, accelerator=accel, devices=1, **settings
+    )
     train_s = time.perf_counter() - t0
     rows = []
     for which in ("joint", "expression", "accessibility"):
         z = model.get_latent_representation(modality=which)
         rows.append(
             {
-                "model": "multivi",
+                "model": task["model"],
+                "train_settings": settings,
                 "component": which,
                 **_metrics(z, labels, None, task["seed"]),
                 "train_seconds": train_s,
@@ -201,7 +212,7 @@ def run_multivi(task: dict) -> list[dict]:
 
 def _child(task: dict, q) -> None:
     try:
-        fn = run_multivi if task["model"] == "multivi" else run_dagvae
+        fn = run_multivi if task["model"] in MULTIVI_VARIANTS else run_dagvae
         q.put(fn(task))
     except Exception as err:  # a failing model must not sink the others
         import traceback
@@ -294,28 +305,36 @@ def to_markdown(result: dict) -> str:
 
 
 def _targets(rows: list[dict]) -> list[str]:
-    """Target check: integrated DAG-VAE component vs MULTIVI joint (ARI/NMI, s/epoch)."""
+    """Target check: integrated DAG-VAE component vs the best MULTIVI run (ARI/NMI, s/epoch)."""
     ours = [
         r
         for r in rows
         if r.get("model") == "dagvae_atac_to_rna" and "integrated" in str(r.get("component"))
     ]
-    mv = [r for r in rows if r.get("model") == "multivi" and r.get("component") == "joint"]
+    mv = [
+        r
+        for r in rows
+        if r.get("model") in MULTIVI_VARIANTS
+        and r.get("component") == "joint"
+        and "ari_leiden" in r
+    ]
     if not ours or not mv:
         return []
-    o, m = ours[0], mv[0]
+    o = ours[0]
+    m = max(mv, key=lambda r: r["ari_leiden"])
     ari_o = max(o["ari_leiden"], o["ari_own"])
     nmi_o = max(o["nmi_leiden"], o["nmi_own"])
-    so, sm = o["seconds_per_data_epoch"], m["seconds_per_data_epoch"]
+    nmi_m = max(r["nmi_leiden"] for r in mv)
+    so, sm = o["seconds_per_data_epoch"], min(r["seconds_per_data_epoch"] for r in mv)
     return [
         "",
-        "Targets (integrated z_hat of ATAC -> RNA, best of own clusters and Leiden, vs MULTIVI "
-        "joint latent with Leiden):",
+        "Targets (integrated z_hat of ATAC -> RNA, best of own clusters and Leiden, vs the best "
+        f"MULTIVI run's joint latent with Leiden, here `{m['model']}`):",
         f"- ARI {ari_o:.3f} vs {m['ari_leiden']:.3f}: "
         + ("met" if ari_o >= m["ari_leiden"] else "NOT met"),
-        f"- NMI {nmi_o:.3f} vs {m['nmi_leiden']:.3f}: "
-        + ("met" if nmi_o >= m["nmi_leiden"] else "NOT met"),
-        f"- seconds per data epoch {so:.2f} vs {sm:.2f}: " + ("met" if so <= sm else "NOT met"),
+        f"- NMI {nmi_o:.3f} vs {nmi_m:.3f}: " + ("met" if nmi_o >= nmi_m else "NOT met"),
+        f"- seconds per data epoch {so:.2f} vs {sm:.2f} (fastest MULTIVI run): "
+        + ("met" if so <= sm else "NOT met"),
     ]
 
 
@@ -327,14 +346,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads per model")
     ap.add_argument(
-        "--models", default="dagvae_atac_to_rna,dagvae_rna_only,dagvae_atac_only,multivi"
+        "--models",
+        default="dagvae_atac_to_rna,dagvae_rna_only,dagvae_atac_only,multivi,multivi_short",
+    )
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep rows of other models from an earlier run with the same data and epochs",
     )
     ap.add_argument("--out", default=str(REPO / "reports" / "benchmarks"))
     args = ap.parse_args(argv)
     epochs = args.epochs or (10 if args.quick else 100)
     md = load_data(args.quick)
     meta = {
-        "command": "python benchmarks/multiomics_snareseq.py " + " ".join(argv or sys.argv[1:]),
+        "command": meta_command(argv),
         "quick": args.quick,
         "epochs": epochs,
         "n_cells": int(md.n_obs),
@@ -346,9 +371,20 @@ def main(argv: list[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     del md
+    out = Path(args.out)
+    name = "multiomics_snareseq_quick" if args.quick else "multiomics_snareseq"
+    models = args.models.split(",")
     rows: list[dict] = []
+    if args.merge and (out / f"{name}.json").exists():
+        # keep the other models' rows of an earlier run with the same data and epochs
+        old = json.loads((out / f"{name}.json").read_text())
+        same = all(old["meta"].get(k) == meta[k] for k in ("epochs", "n_cells", "n_peaks"))
+        if same:
+            rows = [r for r in old["rows"] if r.get("model") not in models]
+            meta = {**old["meta"], **{k: v for k, v in meta.items() if k != "command"}}
+            meta["command"] = old["meta"]["command"] + " ; " + meta_command(argv)
     t0 = time.perf_counter()
-    for model in args.models.split(","):
+    for model in models:
         task = {
             "model": model,
             "quick": args.quick,
@@ -358,13 +394,14 @@ def main(argv: list[str] | None = None) -> int:
             "threads": args.threads,
         }
         print(f"[{time.perf_counter() - t0:6.0f}s] {model} ...", flush=True)
-        out = run_isolated(task)
-        for r in out:
+        res = run_isolated(task)
+        for r in res:
             extra = r.pop("extra", None)
             if extra:
                 meta.update(extra)
-        rows.extend(out)
-        for r in out:
+        rows.extend(res)
+        _write(out, name, {"meta": meta, "rows": rows})
+        for r in res:
             if "skipped" in r:
                 print(f"  skipped: {r['skipped']}\n{r.get('trace', '')}", flush=True)
             else:
@@ -374,14 +411,19 @@ def main(argv: list[str] | None = None) -> int:
                     f"purity {r['knn_purity']:.3f} {r['seconds_per_epoch']:.2f} s/epoch",
                     flush=True,
                 )
-    meta["total_seconds"] = time.perf_counter() - t0
-    result = {"meta": meta, "rows": rows}
-    out = Path(args.out)
-    name = "multiomics_snareseq"  # meta["quick"] says which kind of run wrote it
+    meta["total_seconds"] = meta.get("total_seconds", 0.0) + time.perf_counter() - t0
+    _write(out, name, {"meta": meta, "rows": rows})
+    print(f"wrote {out / name}.{{json,md}} in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+def meta_command(argv: list[str] | None) -> str:
+    return "python benchmarks/multiomics_snareseq.py " + " ".join(argv or sys.argv[1:])
+
+
+def _write(out: Path, name: str, result: dict) -> None:
     _atomic_write(out / f"{name}.json", json.dumps(result, indent=1, default=float))
     _atomic_write(out / f"{name}.md", to_markdown(result))
-    print(f"wrote {out / name}.{{json,md}} in {meta['total_seconds']:.0f} s")
-    return 0
 
 
 if __name__ == "__main__":
