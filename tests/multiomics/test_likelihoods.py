@@ -103,6 +103,9 @@ def test_bernoulli_binarises_and_matches_scipy():
     )
     ref = stats.bernoulli.logpmf((x.numpy() > 0).astype(int), p).sum(1)
     np.testing.assert_allclose(lik.log_likelihood(x, h, aux).detach().numpy(), ref, rtol=1e-4)
+    # the Pyro object agrees with the log-space fast path
+    d = lik.distribution(h, aux)
+    np.testing.assert_allclose(d.log_prob(lik.target(x)).sum(1).detach().numpy(), ref, rtol=1e-4)
     # the cell factor depends on how open the cell is
     sparse = torch.zeros(1, G)
     dense = torch.ones(1, G)
@@ -213,3 +216,28 @@ def test_count_normalized_mean_is_library_free(cls):
     lik, h = _setup(cls)
     m = lik.normalized_mean(h)
     torch.testing.assert_close(m.sum(-1), torch.full((N,), 1e4), rtol=1e-4, atol=1e-2)
+
+
+def test_bernoulli_log_space_respects_the_probability_bounds():
+    """Extreme logits hit the [1e-6, 1 - 1e-6] bounds: finite values, equal to Pyro's, and
+    gradients that stay finite."""
+    lik, _ = _setup(BernoulliLikelihood)
+    with torch.no_grad():
+        lik.logit_head.weight.zero_()
+        lik.logit_head.bias.copy_(torch.linspace(-40.0, 40.0, G))
+        lik.region_logit.fill_(40.0)
+    h = torch.zeros(2, H, requires_grad=True)
+    x = torch.tensor([[0.0] * G, [1.0] * G])
+    aux = torch.full((2, 1), 40.0)
+    ours = lik.log_likelihood(x, h, aux)
+    ref = lik.distribution(h, aux).log_prob(x).sum(-1)
+    assert torch.isfinite(ours).all()
+    np.testing.assert_allclose(ours.detach().numpy(), ref.detach().numpy(), rtol=1e-4)
+    p = np.clip(
+        1 / (1 + np.exp(-np.linspace(-40.0, 40.0, G))) / (1 + np.exp(-40.0)) ** 2, 1e-6, 1 - 1e-6
+    )
+    np.testing.assert_allclose(
+        ours.detach().numpy(), [np.log1p(-p).sum(), np.log(p).sum()], rtol=1e-3
+    )
+    ours.sum().backward()
+    assert torch.isfinite(lik.logit_head.bias.grad).all()
