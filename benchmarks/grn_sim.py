@@ -219,6 +219,10 @@ def write_markdown(rows: list[dict[str, Any]], path: Path) -> None:
         "peak_rss_mb",
         "device",
     ]
+    if any(r.get("train_kwargs") and r.get("mode", "full") == "full" for r in rows):
+        cols = [*cols, "overrides"]
+        for r in rows:
+            r.setdefault("overrides", json.dumps(r.get("train_kwargs") or {}, sort_keys=True))
     lines = [
         "# GRN benchmark (PHOENIX / DASH / IMP / prior-only)",
         "",
@@ -278,10 +282,17 @@ def write_markdown(rows: list[dict[str, Any]], path: Path) -> None:
     _atomic_write(path, "\n".join(lines))
 
 
-def _groups(rows: list[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
+def _groups(
+    rows: list[dict[str, Any]], *, defaults_only: bool = False
+) -> dict[tuple, list[dict[str, Any]]]:
+    """Rows grouped by (dataset, noise, method, training overrides as JSON)."""
     out: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
-        out.setdefault((r["dataset"], r["noise"], r["method"]), []).append(r)
+        over = json.dumps(r.get("train_kwargs") or {}, sort_keys=True)
+        if defaults_only and over != "{}":
+            continue
+        key = (r["dataset"], r["noise"], r["method"]) + (() if defaults_only else (over,))
+        out.setdefault(key, []).append(r)
     return out
 
 
@@ -304,15 +315,16 @@ def summary_lines(rows: list[dict[str, Any]]) -> list[str]:
         "| dataset | noise | method | n seeds | " + " | ".join(cols) + " |",
         "|" + "---|" * (len(cols) + 4),
     ]
-    for (d, n, m), rs in sorted(_groups(rows).items()):
+    for (d, n, m, over), rs in sorted(_groups(rows).items()):
         cells = [_mean_sd([r.get(c) for r in rs]) for c in cols]
-        lines.append(f"| {d} | {n} | {m} | {len(rs)} | " + " | ".join(cells) + " |")
+        label = m if over == "{}" else f"{m} {over}"
+        lines.append(f"| {d} | {n} | {label} | {len(rs)} | " + " | ".join(cells) + " |")
     return lines
 
 
 def target_lines(rows: list[dict[str, Any]]) -> list[str]:
     """The issue's targets, each with the measured value (means over seeds) and met / NOT met."""
-    g = _groups(rows)
+    g = _groups(rows, defaults_only=True)
 
     def mean(d: str, n: float, m: str, key: str) -> float | None:
         vals = [r[key] for r in g.get((d, n, m), []) if r.get(key) is not None]
