@@ -363,13 +363,9 @@ class GRNModel:
         data = data if data is not None else self.test
         if data is None:
             return float("nan")
-        tr = data.transitions().to(self.device)
-        assert self.trainer is not None or True
-        from biostruct.grn.solve import integrate_transitions
+        from biostruct.grn.solve import one_step_mse
 
-        with torch.no_grad():
-            pred = integrate_transitions(self.module, tr.x0, tr.dt, self.solver)
-        return float(((pred - tr.x1) ** 2).mean())
+        return one_step_mse(self.module, data.transitions().to(self.device), self.solver)
 
     def _gene(self, gene: str | int) -> int:
         if isinstance(gene, int | np.integer):

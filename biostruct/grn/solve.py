@@ -8,14 +8,25 @@ solve. Solvers are picked by name (any torchdiffeq method, e.g. ``dopri5``, ``rk
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from biostruct.errors import ConfigError, SolverError
 
-__all__ = ["SolverConfig", "integrate_transitions", "integrate_grid", "ADAPTIVE", "FIXED"]
+if TYPE_CHECKING:  # pragma: no cover
+    from biostruct.grn.data import Transitions
+
+__all__ = [
+    "SolverConfig",
+    "integrate_transitions",
+    "integrate_grid",
+    "one_step_mse",
+    "ADAPTIVE",
+    "FIXED",
+]
 
 ADAPTIVE = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
 FIXED = ("euler", "midpoint", "rk4", "explicit_adams", "implicit_adams", "heun3")
@@ -129,6 +140,21 @@ def integrate_transitions(
     func = _Scaled(field, dt.reshape(-1, 1).to(x0))
     grid = torch.tensor([0.0, 1.0], dtype=x0.dtype, device=x0.device)
     return _odeint(func, x0, grid, cfg)[-1]
+
+
+@torch.no_grad()
+def one_step_mse(field: nn.Module, data: Transitions, cfg: SolverConfig, chunk: int = 512) -> float:
+    """MSE of one-step predictions x(t_k) -> x(t_k+1) from the observed start states.
+
+    ``data`` must be on the field's device; transitions are integrated ``chunk`` at a time.
+    """
+    total, count = 0.0, 0
+    for start in range(0, len(data), chunk):
+        b = data.take(np.arange(start, min(start + chunk, len(data))))
+        pred = integrate_transitions(field, b.x0, b.dt, cfg)
+        total += float(((pred - b.x1) ** 2).sum())
+        count += b.x1.numel()
+    return total / max(count, 1)
 
 
 def integrate_grid(

@@ -29,7 +29,7 @@ from biostruct.errors import ConfigError, SolverError
 from biostruct.grn import dash
 from biostruct.grn.data import Transitions
 from biostruct.grn.field import PRUNABLE, PhoenixField
-from biostruct.grn.solve import SolverConfig, integrate_transitions
+from biostruct.grn.solve import SolverConfig, integrate_transitions, one_step_mse
 
 __all__ = ["TrainConfig", "PruningConfig", "Trainer", "path_l1"]
 
@@ -322,16 +322,9 @@ class Trainer:
             loss = loss + c.l1_path * path_l1(self.field)
         return loss, float(data.detach())
 
-    @torch.no_grad()
     def evaluate(self, data: Transitions, chunk: int = 512) -> float:
         """MSE of one-step predictions x(t_k) -> x(t_k+1) from the observed start states."""
-        total, count = 0.0, 0
-        for start in range(0, len(data), chunk):
-            b = data.take(np.arange(start, min(start + chunk, len(data))))
-            pred = integrate_transitions(self.field, b.x0, b.dt, self.config.solver)
-            total += float(((pred - b.x1) ** 2).sum())
-            count += b.x1.numel()
-        return total / max(count, 1)
+        return one_step_mse(self.field, data, self.config.solver, chunk)
 
     def train_epoch(self) -> float:
         c = self.config

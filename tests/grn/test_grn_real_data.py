@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 import biostruct as bs
 from biostruct.grn import GRNModel
-from biostruct.grn.solve import integrate_transitions
+from biostruct.grn.solve import one_step_mse
 
 
 @pytest.fixture(scope="module")
 def hema_b(data_dir):
     return bs.datasets.load("hema_b")
-
-
-def _one_step_mse(model: GRNModel) -> float:
-    assert model.test is not None
-    tr = model.test.transitions().to(model.device)
-    with torch.no_grad():
-        pred = integrate_transitions(model.module, tr.x0, tr.dt, model.solver)
-    return float(((pred - tr.x1) ** 2).mean())
 
 
 def test_hema_b_lineages_dash(hema_b):
@@ -31,7 +22,7 @@ def test_hema_b_lineages_dash(hema_b):
     assert set(adata.obs["split"]) == {"train", "test"}
     model = GRNModel(adata, "prior", hidden=20, seed=0, device="cpu")
     assert model.test is not None and len(model.test.names) == 3
-    untrained = _one_step_mse(model)
+    untrained = one_step_mse(model.module, model.test.transitions(), model.solver)
     model.train("dash", epochs=6, every=2, batch_size=64)
     trained = model.test_mse()
     # the vector field learned something that carries over to unseen lineages
