@@ -177,6 +177,16 @@ def run_isolated(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- io
+def _overrides(r: dict[str, Any]) -> str:
+    """A run's training overrides as canonical JSON (``"{}"``: the defaults)."""
+    return json.dumps(r.get("train_kwargs") or {}, sort_keys=True)
+
+
+def _ident(r: dict[str, Any], epochs: int | None) -> tuple:
+    """What makes two runs the same run: data, method, seed, requested epochs, overrides."""
+    return (r["dataset"], r["noise"], r["method"], r["seed"], epochs, _overrides(r))
+
+
 def _read_rows(path: Path) -> list[dict[str, Any]]:
     return json.loads(path.read_text()) if path.exists() else []
 
@@ -187,6 +197,10 @@ def _atomic_write(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
     os.replace(tmp, path)
+
+
+def _cell(r: dict[str, Any], col: str) -> str:
+    return _overrides(r) if col == "overrides" else _fmt(r.get(col))
 
 
 def _fmt(v: Any) -> str:
@@ -221,8 +235,6 @@ def write_markdown(rows: list[dict[str, Any]], path: Path) -> None:
     ]
     if any(r.get("train_kwargs") and r.get("mode", "full") == "full" for r in rows):
         cols = [*cols, "overrides"]
-        for r in rows:
-            r.setdefault("overrides", json.dumps(r.get("train_kwargs") or {}, sort_keys=True))
     lines = [
         "# GRN benchmark (PHOENIX / DASH / IMP / prior-only)",
         "",
@@ -240,7 +252,7 @@ def write_markdown(rows: list[dict[str, Any]], path: Path) -> None:
     full = [r for r in rows if r.get("mode", "full") == "full"]
     quick = [r for r in rows if r.get("mode") == "quick"]
     for r in sorted(full, key=key):
-        lines.append("| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |")
+        lines.append("| " + " | ".join(_cell(r, c) for c in cols) + " |")
     if quick:
         lines += [
             "",
@@ -251,7 +263,7 @@ def write_markdown(rows: list[dict[str, Any]], path: Path) -> None:
             "|" + "---|" * len(cols),
         ]
         for r in sorted(quick, key=key):
-            lines.append("| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |")
+            lines.append("| " + " | ".join(_cell(r, c) for c in cols) + " |")
     lines += summary_lines(full)
     lines += target_lines(full)
     lines += published_lines(full)
@@ -289,7 +301,7 @@ def _groups(
     """Rows grouped by (dataset, noise, method, training overrides as JSON)."""
     out: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
-        over = json.dumps(r.get("train_kwargs") or {}, sort_keys=True)
+        over = _overrides(r)
         if defaults_only and over != "{}":
             continue
         key = (r["dataset"], r["noise"], r["method"]) + (() if defaults_only else (over,))
@@ -470,26 +482,9 @@ def main(argv: list[str] | None = None) -> int:
                         }
                     )
     rows = _read_rows(args.out)
-    done = {
-        (
-            r["dataset"],
-            r["noise"],
-            r["method"],
-            r["seed"],
-            r.get("epochs_requested"),
-            json.dumps(r.get("train_kwargs", {}), sort_keys=True),
-        )
-        for r in rows
-    }
+    done = {_ident(r, r.get("epochs_requested")) for r in rows}
     for spec in specs:
-        ident = (
-            spec["dataset"],
-            spec["noise"],
-            spec["method"],
-            spec["seed"],
-            spec["epochs"],
-            json.dumps(spec["train_kwargs"], sort_keys=True),
-        )
+        ident = _ident(spec, spec["epochs"])
         if ident in done and not args.force:
             print("skip (done):", ident, flush=True)
             continue
@@ -499,21 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         except RuntimeError as exc:
             print(f"FAILED {ident}:\n{exc}", flush=True)
             continue
-        rows = [
-            r
-            for r in _read_rows(args.out)
-            if not (
-                (
-                    r["dataset"],
-                    r["noise"],
-                    r["method"],
-                    r["seed"],
-                    r.get("epochs_requested"),
-                    json.dumps(r.get("train_kwargs", {}), sort_keys=True),
-                )
-                == ident
-            )
-        ]
+        rows = [r for r in _read_rows(args.out) if _ident(r, r.get("epochs_requested")) != ident]
         rows.append(row)
         _atomic_write(args.out, json.dumps(rows, indent=1))
         write_markdown(rows, args.md)
