@@ -418,14 +418,12 @@ class GRNModel:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp"))
         try:
+            from biostruct.serialization import FORMAT_VERSION, save_torch, sha256_bytes
             from biostruct.sparsity import export_dense
 
             state = export_dense(self.module)
-            torch.save(
-                {k: v.detach().cpu() for k, v in state.items() if not k.endswith("_mask")},
-                tmp / "model.pt",
-            )
             meta = {
+                "format_version": FORMAT_VERSION,
                 "var_names": self.var_names,
                 "params": _json_safe(self.params),
                 "method": self.method,
@@ -434,7 +432,14 @@ class GRNModel:
                 "events": _json_safe(self.events),
                 "train_seconds": self.train_seconds,
             }
-            (tmp / "meta.json").write_text(json.dumps(meta))
+            meta_bytes = json.dumps(meta).encode()
+            (tmp / "meta.json").write_bytes(meta_bytes)
+            save_torch(
+                tmp / "model.pt",
+                {k: v.detach().cpu() for k, v in state.items() if not k.endswith("_mask")},
+                kind="grn-model",
+                fingerprint={"meta_sha256": sha256_bytes(meta_bytes)},
+            )
             if path.exists():
                 old = path.with_name(f".{path.name}.old")
                 if old.exists():
@@ -451,14 +456,65 @@ class GRNModel:
 
     @classmethod
     def load(cls, path: str | Path, adata: Any = None, *, device: str = "auto") -> GRNModel:
-        """Restore a model written by :meth:`save` (``adata`` optional, for data-based getters)."""
+        """Restore a model written by :meth:`save` (``adata`` optional, for data-based getters).
+
+        The weights are read with :func:`biostruct.serialization.load_torch` (no code runs from
+        the file; format version, sha256 and the match with ``meta.json`` are checked).
+
+        Raises
+        ------
+        InputError
+            ``path`` is not a saved model, or ``adata`` has other genes than the saved model.
+        DataFormatError, ChecksumError
+            An old layout, an unknown format version, a truncated or modified file.
+        """
+        from biostruct.errors import DataFormatError
+        from biostruct.serialization import SUPPORTED_VERSIONS, load_torch, sha256_bytes
+
         path = Path(path)
         if not (path / "meta.json").is_file() or not (path / "model.pt").is_file():
             raise InputError(
                 f"{path} is not a saved GRNModel", field="path", fix="pass a directory from .save()"
             )
-        meta = json.loads((path / "meta.json").read_text())
-        params = meta["params"]
+        resave = "re-create it with GRNModel.save() of this biostruct version."
+        meta_bytes = (path / "meta.json").read_bytes()
+        try:
+            meta = json.loads(meta_bytes)
+            params = meta["params"]
+            version = meta.get("format_version")
+            names = [str(g) for g in meta["var_names"]]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise DataFormatError(
+                f"{path / 'meta.json'} is damaged or not a GRNModel's", field="path", fix=resave
+            ) from None
+        if version not in SUPPORTED_VERSIONS:
+            raise DataFormatError(
+                f"{path} has format_version {version!r} (an older layout or a newer biostruct); "
+                f"this biostruct reads {sorted(SUPPORTED_VERSIONS)}",
+                field="path",
+                fix=resave,
+            )
+        state = load_torch(
+            path / "model.pt",
+            kind="grn-model",
+            fingerprint={"meta_sha256": sha256_bytes(meta_bytes)},
+            field="path",
+        )
+        if adata is not None and [str(g) for g in adata.var_names] != names:
+            given = [str(g) for g in adata.var_names]
+            extra = sorted(set(given) - set(names))[:5]
+            missing = sorted(set(names) - set(given))[:5]
+            detail = (
+                f"not in the model: {extra}, missing: {missing}"
+                if extra or missing
+                else "same genes in another order"
+            )
+            raise InputError(
+                f"the genes of adata differ from the saved model's {len(names)} genes ({detail})",
+                field="adata.var_names",
+                fix="pass the AnnData the model was trained on (same genes, same order), "
+                "e.g. adata[:, model_genes].",
+            )
         if adata is not None:
             obj = cls(
                 adata,
@@ -473,9 +529,15 @@ class GRNModel:
         else:
             obj = cls(None, hidden=params["hidden"], device=device)
             obj.var_names = list(meta["var_names"])
-        state = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
         field = PhoenixField(len(meta["var_names"]), params["hidden"])
-        field.load_state_dict({k: v for k, v in state.items() if not k.endswith("_mask")})
+        try:
+            field.load_state_dict({k: v for k, v in state.items() if not k.endswith("_mask")})
+        except (RuntimeError, AttributeError) as exc:
+            raise DataFormatError(
+                f"{path / 'model.pt'} does not fit the model in meta.json ({str(exc)[:200]})",
+                field="path",
+                fix=resave,
+            ) from None
         obj.module = field.to(obj.device)
         obj.params.update(params)
         obj.method = meta["method"]

@@ -527,8 +527,51 @@ class Trainer:
         self.best_state = state["best_state"]
         self.stopped_early = bool(state["stopped_early"])
 
+    def _run_fingerprint(self) -> dict[str, Any]:
+        """What identifies this run: settings, shapes, seed, and digests of data and prior."""
+        cached = getattr(self, "_fingerprint_cache", None)
+        if cached is not None:  # data, prior and settings do not change during a fit
+            return cached
+        from biostruct.serialization import fingerprint, tensor_digest
+
+        data = [self.train_data.x0, self.train_data.x1, self.train_data.dt]
+        if self.val_data is not None:
+            data += [self.val_data.x0, self.val_data.x1, self.val_data.dt]
+        prior = [t for t in (self.motif, self.prior_y, self.ppi) if t is not None]
+        self._fingerprint_cache: dict[str, Any] = {
+            "config": fingerprint(self.config.to_dict()),
+            "pruning": fingerprint(self.pruning.to_dict() if self.pruning else None),
+            "seed": self.seed,
+            "shapes": {k: list(v.shape) for k, v in self.field.state_dict().items()},
+            "data": tensor_digest(*data),
+            "prior": tensor_digest(*prior),
+        }
+        return self._fingerprint_cache
+
     def save_checkpoint(self, path: str | Path) -> None:
-        _atomic_torch_save(self.state_dict(), Path(path))
+        """Write the full training state with :func:`biostruct.serialization.save_torch`."""
+        from biostruct.serialization import plain, save_torch
+
+        save_torch(
+            path,
+            plain(self.state_dict()),
+            kind="grn-checkpoint",
+            fingerprint=self._run_fingerprint(),
+        )
 
     def load_checkpoint(self, path: str | Path) -> None:
-        self.load_state_dict(torch.load(Path(path), map_location="cpu", weights_only=False))
+        """Continue from a checkpoint of this same run (same data, prior, settings and seed).
+
+        Raises
+        ------
+        biostruct.serialization.FingerprintMismatchError
+            The checkpoint belongs to another run (e.g. another method or learning rate).
+        biostruct.errors.DataFormatError, biostruct.errors.ChecksumError
+            Not a biostruct checkpoint, an unknown format version, truncated or modified.
+        """
+        from biostruct.serialization import load_torch
+
+        state = load_torch(
+            path, kind="grn-checkpoint", fingerprint=self._run_fingerprint(), field="checkpoint"
+        )
+        self.load_state_dict(state)

@@ -520,7 +520,8 @@ class DAGVAE:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         try:
-            torch.save({k: v.cpu() for k, v in self.module.state_dict().items()}, tmp / "model.pt")
+            from biostruct.serialization import save_torch, sha256_bytes
+
             meta = {
                 "format_version": _FORMAT_VERSION,
                 "graph": self.graph.to_dict(),
@@ -534,7 +535,14 @@ class DAGVAE:
                 "is_trained": self.is_trained,
                 "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
             }
-            (tmp / "model.json").write_text(json.dumps(meta, indent=1, default=_json_default))
+            meta_bytes = json.dumps(meta, indent=1, default=_json_default).encode()
+            (tmp / "model.json").write_bytes(meta_bytes)
+            save_torch(
+                tmp / "model.pt",
+                {k: v.cpu() for k, v in self.module.state_dict().items()},
+                kind="dagvae-model",
+                fingerprint={"meta_sha256": sha256_bytes(meta_bytes)},
+            )
             if path.exists():
                 old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
                 os.replace(path, old / "x")
@@ -557,7 +565,30 @@ class DAGVAE:
                 field="path",
                 fix="pass a directory written by save().",
             )
-        meta = json.loads((path / "model.json").read_text())
+        from biostruct.errors import DataFormatError
+        from biostruct.serialization import load_torch, sha256_bytes
+
+        resave = "re-create it with DAGVAE.save() of this biostruct version."
+        meta_bytes = (path / "model.json").read_bytes()
+        try:
+            meta = json.loads(meta_bytes)
+            version = meta.get("format_version")
+        except (ValueError, AttributeError):
+            raise DataFormatError(
+                f"{path / 'model.json'} is damaged or not a DAGVAE's", field="path", fix=resave
+            ) from None
+        if version != _FORMAT_VERSION:
+            raise DataFormatError(
+                f"{path} has format_version {version!r}; this biostruct reads {_FORMAT_VERSION}",
+                field="path",
+                fix=resave,
+            )
+        state = load_torch(
+            path / "model.pt",
+            kind="dagvae-model",
+            fingerprint={"meta_sha256": sha256_bytes(meta_bytes)},
+            field="path",
+        )
         self = cls.__new__(cls)
         self.graph = parse_graph(meta["graph"])
         ia = meta["init_args"]
@@ -572,8 +603,14 @@ class DAGVAE:
         self.module = DAGModule(
             self.graph, self.n_features, len(self.batch_categories), self.encode_batch, self.seed
         )
-        state = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
-        self.module.load_state_dict(state)
+        try:
+            self.module.load_state_dict(state)
+        except (RuntimeError, AttributeError) as exc:
+            raise DataFormatError(
+                f"{path / 'model.pt'} does not fit the model in model.json ({str(exc)[:200]})",
+                field="path",
+                fix=resave,
+            ) from None
         self.module.to(self.device).eval()
         self.history = meta["history"]
         self.train_summary = meta["train_summary"]
