@@ -10,8 +10,25 @@ import numpy as np
 import pandas as pd
 
 from biostruct.errors import InputError
-from biostruct.report._common import add_arrow, as_dense, as_series_dict, event_epochs, fmt
-from biostruct.report.render import Report, plotly_block, png_block, table_block, text_block
+from biostruct.report._common import (
+    add_arrow,
+    as_dense,
+    as_series_dict,
+    event_epochs,
+    fmt,
+    fmt_count,
+    fmt_pct,
+    label_boxes_free,
+)
+from biostruct.report.firstscreen import Metric, glossary_block, metrics_block, verdict_block
+from biostruct.report.render import (
+    Report,
+    csv_data_uri,
+    plotly_block,
+    png_block,
+    table_block,
+    text_block,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import anndata as ad
@@ -19,7 +36,146 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["grn_report", "edge_table"]
 
 _HEATMAP_GENES = 40
+_STATIC_HEATMAP_GENES = 120
 _GRAPH_EDGES = 40
+_EDGE_ROWS = 1000
+_TOP_REGULATORS = 8
+_TOP_EDGES = 10
+
+_RANK = "Ranking of all gene pairs against the ground truth"
+_KEPT = "The edges the model kept (non-zero effects) against the ground truth"
+_TOPK = "The top-k edges (k = number of true edges) against the ground truth"
+_SIGNS = "Signs: activation and repression"
+_NET = "The network"
+_FIT = "Fit and training"
+_GROUPS = (_NET, _FIT, _RANK, _TOPK, _KEPT, _SIGNS)
+_GROUP_INTRO = {
+    _RANK: "Every ordered pair of different genes is ranked by |effect|; a good network ranks "
+    "the true edges first. These numbers do not depend on where the model cut its edges.",
+    _TOPK: "Take as many of the strongest pairs as the truth has edges, and score that set.",
+    _KEPT: "Score exactly the set of edges the model kept. A model that keeps many more edges "
+    "than the truth has gets a low precision and F1 here even when its ranking is good.",
+}
+GRN_METRICS: dict[str, Metric] = {
+    "n_edges": Metric(
+        _NET, "Edges kept", "Gene pairs with a non-zero effect (self-loops excluded)."
+    ),
+    "n_possible": Metric(_NET, "Possible edges", "Ordered pairs of different genes."),
+    "frac_kept": Metric(_NET, "Share of pairs kept", "Edges kept / possible edges.", True),
+    "n_activating": Metric(
+        _NET, "Activating edges", "Positive effect: the regulator raises its target."
+    ),
+    "n_repressing": Metric(
+        _NET, "Repressing edges", "Negative effect: the regulator lowers its target."
+    ),
+    "n_regulators": Metric(_NET, "Regulators", "Genes with at least one outgoing edge."),
+    "sparsity": Metric(
+        _FIT,
+        "Model weights set to zero",
+        "Share of the neural network's weights pruned, all layers pooled. Weights are not "
+        "edges: each edge is computed from many weights.",
+        True,
+    ),
+    "test_mse": Metric(
+        _FIT,
+        "Error on held-out data",
+        "Mean squared error of predicted expression on test trajectories (lower is better).",
+    ),
+    "runtime_s": Metric(_FIT, "Run time (s)", "Wall-clock seconds of the fit."),
+    "train_seconds": Metric(_FIT, "Training time (s)", "Seconds spent in training."),
+    "epochs_run": Metric(_FIT, "Epochs run", "Passes over the training data."),
+    "auroc": Metric(
+        _RANK,
+        "AUROC",
+        "Chance that a true edge is ranked above a non-edge; 0.5 is random, 1 is perfect.",
+    ),
+    "ap": Metric(
+        _RANK,
+        "Average precision",
+        "Mean precision over the ranking; compare with the share of true edges (random).",
+    ),
+    "auprc": Metric(
+        _RANK,
+        "Area under precision-recall",
+        "The same area integrated with the trapezoid rule (close to average precision).",
+    ),
+    "auprc_ratio": Metric(
+        _RANK,
+        "Precision-recall gain over random",
+        "Area under precision-recall / random precision; 1 is random.",
+    ),
+    "signed_auprc_ratio+": Metric(
+        _SIGNS,
+        "Gain over random, activating edges",
+        "Positive effects ranked against true activations; 1 is random.",
+    ),
+    "signed_auprc_ratio-": Metric(
+        _SIGNS,
+        "Gain over random, repressing edges",
+        "Negative effects ranked against true repressions; 1 is random.",
+    ),
+    "epr": Metric(
+        _TOPK,
+        "Early precision ratio",
+        "Precision of the top-k pairs / random precision; 1 is random.",
+    ),
+    "signed_epr+": Metric(
+        _SIGNS,
+        "Early precision ratio, activating",
+        "As early precision ratio, for activating edges only.",
+    ),
+    "signed_epr-": Metric(
+        _SIGNS,
+        "Early precision ratio, repressing",
+        "As early precision ratio, for repressing edges only.",
+    ),
+    "sign_accuracy": Metric(
+        _SIGNS, "Correct signs", "Share of true edges in the top-k whose sign is right.", True
+    ),
+    "f1_topk": Metric(
+        _TOPK, "F1 of the top-k", "Balance of precision and recall of the top-k set (1 is perfect)."
+    ),
+    "balanced_accuracy_topk": Metric(
+        _TOPK,
+        "Balanced accuracy of the top-k",
+        "Mean of the true-positive and true-negative rates; 0.5 is random.",
+    ),
+    "n_true_edges": Metric(
+        _TOPK, "True edges (k)", "Edges in the ground truth, self-loops excluded."
+    ),
+    "n_predicted_nonzero": Metric(_KEPT, "Edges kept", "Non-zero effects between different genes."),
+    "recall_nonzero": Metric(
+        _KEPT, "True edges recovered", "Share of true edges among the kept edges.", True
+    ),
+    "f1": Metric(
+        _KEPT,
+        "F1 of the kept edges",
+        "Balance of precision and recall of the kept set (1 is perfect).",
+    ),
+    "balanced_accuracy": Metric(
+        _KEPT,
+        "Balanced accuracy of the kept edges",
+        "Mean of the true-positive and true-negative rates; 0.5 is random.",
+    ),
+}
+GRN_GLOSSARY = {
+    "edge": "A directed gene pair regulator → target with a non-zero effect.",
+    "effect (weight)": "How fast the target's expression changes per unit of the regulator, "
+    "from the fitted vector field; its sign says activation (+) or repression (-).",
+    "regulator": "The source of an edge (a row of the effect matrix).",
+    "target": "The gene an edge acts on (a column of the effect matrix).",
+    "ground truth": "The known network a simulation was generated from (varp['true_network']).",
+    "prior": "Known candidate edges (motifs, protein interactions) that guided the pruning.",
+    "pruning": "Setting neural-network weights to zero during training so that only the "
+    "supported edges survive; dotted lines in the training plots mark each pruning step.",
+    "random precision": "The share of gene pairs that are true edges: what a random ranking "
+    "scores; ratios divide by it.",
+    "AUROC": "Area under the ROC curve: the chance a true edge outranks a non-edge.",
+    "early precision ratio (EPR)": "Precision of the k strongest pairs (k = true edges) divided "
+    "by the random precision (BEELINE).",
+    "F1": "Harmonic mean of precision (kept edges that are true) and recall (true edges kept).",
+    "top-k": "The k strongest pairs by |effect|, with k the number of true edges.",
+}
 
 
 def edge_table(
@@ -136,8 +292,19 @@ def _density_figure(history: Mapping[str, Any], sparsity: Any) -> list[str]:
         )
         blocks.append(plotly_block(fig, "grn-density", "Dotted lines mark pruning events."))
     if isinstance(sparsity, Mapping) and sparsity:
-        rows = [{"layer": k, "value": fmt(v)} for k, v in as_flat(sparsity).items()]
-        blocks.append(table_block(pd.DataFrame(rows), "grn-sparsity", caption="Final sparsity"))
+        rows = [
+            {"layer": k, "weights set to zero": fmt_pct(float(v))}
+            for k, v in as_flat(sparsity).items()
+            if np.size(v) == 1
+        ]
+        blocks.append(
+            table_block(
+                pd.DataFrame(rows),
+                "grn-sparsity",
+                caption="Share of the network's weights pruned per layer ('pooled': all layers). "
+                "Weights are not edges: each gene-to-gene edge is computed from many weights.",
+            )
+        )
     return blocks
 
 
@@ -152,6 +319,22 @@ def as_flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _offdiag(W: np.ndarray) -> np.ndarray:
+    out = np.array(W, dtype=np.float64)
+    np.fill_diagonal(out, 0.0)
+    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def genes_with_edges(W: np.ndarray, limit: int | None = None) -> np.ndarray:
+    """Indices of genes with at least one off-diagonal edge, most connected first
+    (total |effect| in and out), at most ``limit``."""
+    off = np.abs(_offdiag(W))
+    strength = off.sum(axis=0) + off.sum(axis=1)
+    idx = np.flatnonzero(strength > 0)
+    idx = idx[np.argsort(-strength[idx], kind="stable")]
+    return idx if limit is None else idx[:limit]
+
+
 def _network_blocks(
     W: np.ndarray, genes: list[str], edges: pd.DataFrame, truth: np.ndarray | None
 ) -> list[str]:
@@ -161,26 +344,51 @@ def _network_blocks(
     import matplotlib.pyplot as plt
     import plotly.graph_objects as go
 
+    off = _offdiag(W)
+    connected = genes_with_edges(off)
+    if connected.size == 0:
+        return [text_block("The network has no edges between different genes: nothing to draw.")]
     blocks = []
-    vmax = float(np.abs(W).max()) or 1.0
-    fig, axes = plt.subplots(
-        1, 2 if truth is not None else 1, figsize=(11 if truth is not None else 6, 5)
-    )
-    axes = np.atleast_1d(axes)
-    im = axes[0].imshow(W, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
-    axes[0].set_title(f"Inferred effects ({len(genes)} genes)")
-    axes[0].set_xlabel("target")
-    axes[0].set_ylabel("regulator")
-    fig.colorbar(im, ax=axes[0], shrink=0.8)
-    if truth is not None:
-        axes[1].imshow(np.sign(truth), cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
-        axes[1].set_title("Ground truth (sign)")
-        axes[1].set_xlabel("target")
-    blocks.append(png_block(fig, "network heatmap", "Full effect matrix, regulator rows."))
+    n_all = len(genes)
+    if truth is not None or connected.size > _HEATMAP_GENES:
+        idx = connected[:_STATIC_HEATMAP_GENES]
+        sub = off[np.ix_(idx, idx)]
+        vmax = float(np.abs(sub).max()) or 1.0
+        fig, axes = plt.subplots(
+            1, 2 if truth is not None else 1, figsize=(11 if truth is not None else 6, 5)
+        )
+        axes = np.atleast_1d(axes)
+        im = axes[0].imshow(sub, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+        axes[0].set_title(f"Inferred effects ({idx.size} genes with edges)")
+        axes[0].set_xlabel("target")
+        axes[0].set_ylabel("regulator")
+        fig.colorbar(im, ax=axes[0], shrink=0.8, label="effect")
+        if truth is not None:
+            t = _offdiag(truth)[np.ix_(idx, idx)]
+            axes[1].imshow(np.sign(t), cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+            axes[1].set_title("Ground truth (sign), same genes")
+            axes[1].set_xlabel("target")
+        if idx.size <= 60:
+            names = [genes[i] for i in idx]
+            for ax in axes:
+                ax.set_xticks(range(idx.size), names, rotation=90, fontsize=6)
+                ax.set_yticks(range(idx.size), names, fontsize=6)
+        more = (
+            f"the {idx.size} most connected of the {connected.size} genes with edges"
+            if connected.size > idx.size
+            else f"the {idx.size} genes with at least one edge"
+        )
+        blocks.append(
+            png_block(
+                fig,
+                "network heatmap",
+                f"Restricted to {more} (of {n_all:,} genes), most connected first; regulator "
+                "rows, target columns; red activation, blue repression; self-effects not shown.",
+            )
+        )
 
-    strength = np.abs(W).sum(axis=0) + np.abs(W).sum(axis=1)
-    top = np.sort(np.argsort(-strength, kind="stable")[:_HEATMAP_GENES])
-    sub = W[np.ix_(top, top)]
+    top = connected[:_HEATMAP_GENES]
+    sub = off[np.ix_(top, top)]
     names = [genes[i] for i in top]
     hm = go.Figure(
         go.Heatmap(
@@ -190,6 +398,7 @@ def _network_blocks(
             colorscale="RdBu",
             reversescale=True,
             zmid=0,
+            colorbar={"title": {"text": "effect"}},
             hovertemplate="%{y} → %{x}: %{z:.3g}<extra></extra>",
         )
     )
@@ -200,12 +409,25 @@ def _network_blocks(
         yaxis_autorange="reversed",
         height=560,
     )
-    blocks.append(plotly_block(hm, "grn-heatmap", "Hover a cell for regulator, target, weight."))
+    blocks.append(
+        plotly_block(
+            hm,
+            "grn-heatmap",
+            f"The {len(top)} genes with the largest total |effect| of the {connected.size} genes "
+            "with edges, most connected first; self-effects not shown. Hover a cell for "
+            "regulator, target and effect.",
+        )
+    )
 
     top_edges = edges.head(_GRAPH_EDGES)
     if len(top_edges):
         blocks.append(_graph_block(top_edges))
     return blocks
+
+
+# the graph is laid out for this plot area (pixels) so that labels can be kept apart; a wider
+# screen only adds space between them
+_GRAPH_W, _GRAPH_H = 900.0, 440.0
 
 
 def _graph_block(edges: pd.DataFrame) -> str:
@@ -215,7 +437,26 @@ def _graph_block(edges: pd.DataFrame) -> str:
     g = nx.DiGraph()
     for s, t, w in zip(edges["source"], edges["target"], edges["weight"]):
         g.add_edge(s, t, weight=w)
-    pos = nx.spring_layout(g, seed=0)
+    nodes = list(g.nodes)
+    raw = nx.spring_layout(g, seed=0, k=2.0 / np.sqrt(max(len(nodes), 1)), iterations=200)
+    xy = np.array([raw[n] for n in nodes], dtype=np.float64).reshape(-1, 2)
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    xy = (xy - lo) / np.where(hi - lo > 0, hi - lo, 1.0)
+    pos = {n: (float(x), float(y)) for n, (x, y) in zip(nodes, xy)}
+    xr, yr = (-0.08, 1.08), (-0.06, 1.12)
+    px = [
+        (
+            (pos[n][0] - xr[0]) / (xr[1] - xr[0]) * _GRAPH_W,
+            # the label sits above its marker: its centre about 12 px higher
+            (yr[1] - pos[n][1]) / (yr[1] - yr[0]) * _GRAPH_H - 12,
+        )
+        for n in nodes
+    ]
+    weight = {n: 0.0 for n in nodes}
+    for s, t, d in g.edges(data=True):
+        weight[s] += abs(d["weight"])
+        weight[t] += abs(d["weight"])
+    shown = label_boxes_free(px, nodes, [weight[n] for n in nodes])
     fig = go.Figure()
     for sign, colour, label in ((1, "#c0392b", "activation"), (-1, "#2e6bb0", "repression")):
         xs: list[float | None] = []
@@ -228,7 +469,12 @@ def _graph_block(edges: pd.DataFrame) -> str:
         if xs:
             fig.add_trace(
                 go.Scatter(
-                    x=xs, y=ys, mode="lines", line={"color": colour, "width": 1.5}, name=label
+                    x=xs,
+                    y=ys,
+                    mode="lines",
+                    line={"color": colour, "width": 1.5},
+                    name=label,
+                    hoverinfo="skip",
                 )
             )
     for s, t, d in g.edges(data=True):
@@ -242,28 +488,37 @@ def _graph_block(edges: pd.DataFrame) -> str:
             opacity=0.7,
             standoff=6,
         )
-    nodes = list(g.nodes)
     fig.add_trace(
         go.Scatter(
             x=[pos[n][0] for n in nodes],
             y=[pos[n][1] for n in nodes],
             mode="markers+text",
-            text=nodes,
+            text=[n if ok else "" for n, ok in zip(nodes, shown)],
             textposition="top center",
+            textfont={"size": 11},
             marker={"size": 9, "color": "#333"},
             name="gene",
-            hovertext=[f"{n}: out {g.out_degree(n)}, in {g.in_degree(n)}" for n in nodes],
+            hovertext=[
+                f"{n}: {g.out_degree(n)} targets, {g.in_degree(n)} regulators" for n in nodes
+            ],
             hoverinfo="text",
         )
     )
     fig.update_layout(
-        title=f"Top {g.number_of_edges()} edges by |weight|",
-        xaxis={"visible": False},
-        yaxis={"visible": False},
-        height=560,
+        title=f"Top {g.number_of_edges()} edges by |effect|",
+        xaxis={"visible": False, "range": list(xr)},
+        yaxis={"visible": False, "range": list(yr)},
+        height=int(_GRAPH_H) + 100,
+        legend={"orientation": "h", "y": -0.02},
+    )
+    hidden = len(nodes) - sum(shown)
+    note = (
+        f" {hidden} labels left out where they would overlap; hover a node for its name."
+        if hidden
+        else ""
     )
     return plotly_block(
-        fig, "grn-graph", "Red: activation, blue: repression; arrows point to targets."
+        fig, "grn-graph", "Red: activation, blue: repression; arrows point to targets." + note
     )
 
 
@@ -429,6 +684,156 @@ def _knockout_block(ko: pd.DataFrame) -> list[str]:
     ]
 
 
+def _duration(seconds: float) -> str:
+    if not np.isfinite(seconds):
+        return "n/a"
+    if seconds < 90:
+        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _truth_metrics(W: np.ndarray, T: np.ndarray) -> dict[str, float]:
+    from biostruct.grn.metrics import edge_metrics
+
+    out = edge_metrics(W, T)
+    return {k: float(v) for k, v in out.items() if isinstance(v, int | float | np.number)}
+
+
+def _csv_rows(path: Path) -> int:
+    with path.open("rb") as fh:
+        return max(sum(1 for _ in fh) - 1, 0)
+
+
+def full_csv_link(
+    df: pd.DataFrame, report: Path, given: str | Path | None, default_name: str, max_rows: int = 0
+) -> tuple[str | None, str | None, str]:
+    """``(href, label, note)`` for the full table behind one cut to ``max_rows`` rows.
+
+    A CSV (``given``; with ``"auto"``: ``default_name`` beside the report, when it holds every
+    row) is linked by its path relative to the report; else the table is embedded as a
+    ``data:`` download when small enough; else the note says so.
+    """
+    import os
+
+    if len(df) <= max_rows:
+        return None, None, ""
+    if given is not None:
+        cand = report.parent / default_name if str(given) == "auto" else Path(given)
+        if cand.is_file():
+            n = _csv_rows(cand)
+            if n >= len(df) or str(given) != "auto":
+                rel = os.path.relpath(cand.resolve(), report.resolve().parent)
+                return Path(rel).as_posix(), f"{cand.name} ({n:,} rows)", ""
+    uri = csv_data_uri(df)
+    if uri is not None:
+        return uri, f"{default_name} ({len(df):,} rows, embedded in this page)", ""
+    return None, None, f"The full table ({len(df):,} rows) is too large to embed in the page."
+
+
+def _mini_table(rows: list[list[str]], head: list[str], table_id: str, title: str) -> str:
+    """A small headline table; ``rows`` hold pre-escaped HTML cells."""
+    import html
+
+    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return (
+        f'<div class="mini"><h3>{html.escape(title)}</h3><table class="compact" id="{table_id}">'
+        f"<thead><tr>{th}</tr></thead><tbody>{body}</tbody></table></div>"
+    )
+
+
+def _sign_html(w: float) -> str:
+    if w > 0:
+        return '<span class="act">+ activates</span>'
+    return '<span class="rep">&minus; represses</span>'
+
+
+def _headline_blocks(
+    edges: pd.DataFrame, genes: Sequence[str], metrics: Mapping[str, Any], has_truth: bool
+) -> list[str]:
+    """The result at a glance: a sentence, the top regulators, the strongest edges."""
+    import html
+
+    n = len(edges)
+    if n == 0:
+        return [
+            '<p class="lead">The fit kept <b>no edges</b> between different genes. '
+            "Check the fit warnings and the training curves below.</p>"
+        ]
+    w = edges["weight"].to_numpy(dtype=float)
+    n_reg = edges["source"].nunique()
+    n_tgt = edges["target"].nunique()
+    lead = (
+        f'<p class="lead"><b>{n:,} edge{"s" * (n != 1)}</b> among {len(genes):,} genes: '
+        f"{int((w > 0).sum()):,} activating, {int((w < 0).sum()):,} repressing; "
+        f"{n_reg:,} regulator{'s' * (n_reg != 1)} act on {n_tgt:,} target{'s' * (n_tgt != 1)}."
+    )
+    if has_truth and "auroc" in metrics:
+        bits = [f"AUROC <b>{fmt(float(metrics['auroc']))}</b> (0.5 is random, 1 is perfect)"]
+        if "epr" in metrics and np.isfinite(float(metrics["epr"])):
+            bits.append(f"early precision {fmt(float(metrics['epr']))}&times; random")
+        if "sign_accuracy" in metrics and np.isfinite(float(metrics["sign_accuracy"])):
+            bits.append(f"signs right for {fmt_pct(float(metrics['sign_accuracy']))}")
+        lead += " Against the ground truth: " + ", ".join(bits) + "."
+    lead += ' <a href="#metrics">What the numbers mean</a>.</p>'
+
+    a = edges.assign(absw=np.abs(w), pos=w > 0)
+    agg = (
+        a.groupby("source", sort=False)
+        .agg(targets=("target", "size"), act=("pos", "sum"), total=("absw", "sum"))
+        .sort_values("total", ascending=False, kind="stable")
+        .head(_TOP_REGULATORS)
+    )
+    reg_rows = []
+    for src, r in agg.iterrows():
+        mine = a[a["source"] == src].head(3)
+        strongest = ", ".join(
+            f"{html.escape(str(t))} ({'+' if x > 0 else '&minus;'})"
+            for t, x in zip(mine["target"], mine["weight"])
+        )
+        n_act = int(r["act"])
+        reg_rows.append(
+            [
+                f"<b>{html.escape(str(src))}</b>",
+                f"{int(r['targets'])} ({n_act}+ / {int(r['targets']) - n_act}&minus;)",
+                html.escape(fmt(float(r["total"]))),
+                strongest,
+            ]
+        )
+    head_e = ["regulator", "target", "effect", "weight"]
+    extra = [c for c in ("in_truth", "in_prior") if c in edges.columns]
+    head_e += ["true edge" if c == "in_truth" else "in prior" for c in extra]
+    edge_rows = []
+    for _, d in edges.head(_TOP_EDGES).iterrows():
+        row = [
+            f"<b>{html.escape(str(d['source']))}</b>",
+            html.escape(str(d["target"])),
+            _sign_html(float(d["weight"])),
+            html.escape(fmt(float(d["weight"]))),
+        ]
+        row += [html.escape(str(d[c])) for c in extra]
+        edge_rows.append(row)
+    more = (
+        f'<p class="note">Top {len(agg)} of {n_reg:,} regulators by total |effect| and the '
+        f"{min(n, _TOP_EDGES)} strongest of {n:,} edges; every edge is in the "
+        '<a href="#edges">edge table</a>.</p>'
+    )
+    grid = (
+        '<div class="cols">'
+        + _mini_table(
+            reg_rows,
+            ["regulator", "targets (+ / \u2212)", "total |effect|", "strongest targets"],
+            "grn-top-regulators",
+            "Top regulators",
+        )
+        + _mini_table(edge_rows, head_e, "grn-top-edges", "Strongest edges")
+        + "</div>"
+    )
+    return [lead, grid, more]
+
+
 def grn_report(
     adata: ad.AnnData,
     path: str | Path,
@@ -442,8 +847,13 @@ def grn_report(
     trajectory_key: str = "trajectory",
     provenance: Mapping[str, Any] | None = None,
     title: str | None = None,
+    edges_csv: str | Path | None = "auto",
 ) -> Path:
     """Write a self-contained HTML report of the network stored under ``key``.
+
+    The first screen shows the fit verdict (red with every warning of ``uns[key]["warnings"]``,
+    green when there are none), the top regulators and the strongest signed edges; then the
+    metrics grouped and explained, with a glossary; then training, network, edges, evaluation.
 
     Parameters
     ----------
@@ -471,6 +881,10 @@ def grn_report(
         Record from :func:`biostruct.report.collect_provenance` (default: versions only).
     title
         Page title.
+    edges_csv
+        The full edge table as a CSV file, linked (relative path) where the report shows only
+        the strongest rows. ``"auto"``: ``edges.csv`` beside the report when it holds every edge,
+        else the table is embedded as a download link when small enough. ``None``: no link.
 
     Returns
     -------
@@ -503,21 +917,62 @@ def grn_report(
 
     rep = Report(
         title=title or f"Gene regulatory network: {params.get('method', key)}",
-        subtitle=f"{adata.n_obs} observations x {adata.n_vars} genes; result key '{key}'",
+        subtitle=f"{adata.n_obs:,} observations × {adata.n_vars:,} genes; result key '{key}'",
         provenance=dict(
             provenance or collect_provenance(seed=params.get("seed"), device=params.get("device"))
         ),
     )
     n_possible = W.shape[0] * (W.shape[0] - 1)
-    rep.summary = {
-        "method": params.get("method", "unknown"),
-        "genes": adata.n_vars,
-        "observations": adata.n_obs,
-        "edges kept (off-diagonal, non-zero)": f"{len(edges)} of {n_possible} "
-        f"({100 * len(edges) / max(n_possible, 1):.1f}%)",
+    rep.summary = {"method": params.get("method", "unknown")}
+    rep.summary["genes"] = fmt_count(adata.n_vars)
+    rep.summary["observations"] = fmt_count(adata.n_obs)
+    if trajectory_key in adata.obs:
+        rep.summary["trajectories"] = fmt_count(adata.obs[trajectory_key].nunique())
+    runtime = info.get("runtime_s", info.get("train_seconds"))
+    if runtime is not None:
+        rep.summary["run time"] = _duration(float(np.asarray(runtime).ravel()[0]))
+    found = []
+    if not np.isfinite(W).all():
+        found.append(f"{int((~np.isfinite(W)).sum()):,} effects are not finite (NaN or inf).")
+    if len(edges) == 0:
+        found.append("The network has no edges: every off-diagonal effect is zero.")
+    rep.verdict = verdict_block(info, key, found=found)
+    report_metrics: dict[str, float] = {}
+    if T is not None and not metrics:
+        report_metrics = _truth_metrics(W, T)
+    rep.headline = _headline_blocks(edges, genes_all, metrics or report_metrics, T is not None)
+
+    values: dict[str, Any] = {
+        "n_edges": len(edges),
+        "n_possible": n_possible,
+        "frac_kept": len(edges) / max(n_possible, 1),
+        "n_activating": int((edges["weight"] > 0).sum()),
+        "n_repressing": int((edges["weight"] < 0).sum()),
+        "n_regulators": int(edges["source"].nunique()),
     }
-    for k, v in as_flat(metrics).items():
-        rep.summary[k] = fmt(v)
+    for k in ("test_mse", "runtime_s", "train_seconds"):
+        if k in info and np.size(info[k]) == 1:
+            values[k] = float(np.asarray(info[k]).ravel()[0])
+    ep = np.asarray(history.get("epoch", []))
+    if ep.size:
+        values["epochs_run"] = int(ep.size)
+    for k, v in as_flat(metrics or report_metrics).items():
+        values[k] = v
+    sec = rep.section(
+        "metrics",
+        "Metrics explained",
+        "Grouped by what they measure; the stored name of each value is shown in grey.",
+    )
+    sec.add(
+        metrics_block(
+            values,
+            GRN_METRICS,
+            block_id="grn-metrics",
+            group_order=_GROUPS,
+            group_intro=_GROUP_INTRO,
+        )
+    )
+    sec.add(glossary_block(GRN_GLOSSARY, "grn-glossary"))
 
     sec = rep.section("training", "Training", "Loss per epoch and the pruning schedule.")
     loss = _loss_figure(history)
@@ -530,16 +985,30 @@ def grn_report(
     )
     for b in _network_blocks(W, genes_all, edges, T):
         sec.add(b)
-    sec = rep.section("edges", "Edge table", "All non-zero edges, strongest first; type to filter.")
-    sec.add(table_block(edges, "grn-edges", searchable=True, max_rows=1000))
+    sec = rep.section(
+        "edges",
+        "Edge table",
+        "Non-zero edges between different genes, strongest first; type to filter.",
+    )
+    href, label, missing = full_csv_link(edges, Path(path), edges_csv, "edges.csv", _EDGE_ROWS)
+    sec.add(
+        table_block(
+            edges,
+            "grn-edges",
+            searchable=True,
+            max_rows=_EDGE_ROWS,
+            order="strongest first",
+            full_href=href,
+            full_label=label,
+            full_missing=missing,
+        )
+    )
 
     if T is not None:
         sec = rep.section("evaluation", "Evaluation against the ground truth")
-        blocks, extra = _curve_blocks(W, T)
+        blocks, _ = _curve_blocks(W, T)
         for b in blocks:
             sec.add(b)
-        for k, v in extra.items():
-            rep.summary.setdefault(k, fmt(v))
 
     traj = _trajectory_block(adata, f"{key}_pred", genes, time_key, trajectory_key)
     if traj:

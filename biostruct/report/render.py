@@ -23,7 +23,15 @@ if TYPE_CHECKING:  # pragma: no cover
     import plotly.graph_objects as go
     from matplotlib.figure import Figure
 
-__all__ = ["Section", "Report", "plotly_block", "png_block", "table_block", "text_block"]
+__all__ = [
+    "Section",
+    "Report",
+    "csv_data_uri",
+    "plotly_block",
+    "png_block",
+    "table_block",
+    "text_block",
+]
 
 _PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "toImageButtonOptions": {"scale": 2}}
 
@@ -81,24 +89,56 @@ def table_block(
     *,
     searchable: bool = False,
     max_rows: int = 500,
-    float_format: str = "{:.4g}",
+    float_format: str | None = None,
     caption: str = "",
+    order: str = "",
+    full_href: str | None = None,
+    full_label: str | None = None,
+    full_missing: str = "",
+    cls: str = "data",
 ) -> str:
-    """A DataFrame as an HTML table; ``searchable`` adds a text filter over its rows."""
+    """A DataFrame as an HTML table; ``searchable`` adds a text filter over its rows.
+
+    Numbers are formatted for people (:func:`biostruct.report._common.fmt`) unless
+    ``float_format`` is given. A table cut to ``max_rows`` says so under it ("Showing the first
+    300 of 42,466 rows (strongest first). Full table: edges.csv") and links ``full_href`` (a
+    relative path or a ``data:`` URI) when given, else prints ``full_missing``.
+    """
+    from biostruct.report._common import fmt
+
     shown = df.head(max_rows)
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
     rows = []
     for rec in shown.itertuples(index=False):
         cells = []
         for v in rec:
-            if isinstance(v, float):
-                cells.append(f"<td>{html.escape(float_format.format(v))}</td>")
+            if float_format is not None and isinstance(v, float):
+                text = float_format.format(v)
             else:
-                cells.append(f"<td>{html.escape(str(v))}</td>")
+                text = fmt(v)
+            cells.append(f"<td>{html.escape(text)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    note = ""
+    ordered = f" ({html.escape(order)})" if order else ""
     if len(df) > max_rows:
-        note = f'<p class="note">Showing the first {max_rows} of {len(df)} rows.</p>'
+        if full_href:
+            label = html.escape(full_label or "CSV")
+            link = (
+                f'Full table: <a href="{html.escape(full_href)}" download>{label}</a>.'
+                if full_href.startswith("data:")
+                else f'Full table: <a href="{html.escape(full_href)}">{label}</a>.'
+            )
+        else:
+            link = html.escape(full_missing)
+        note = (
+            f'<p class="note truncation">Showing the first {max_rows:,} of {len(df):,} '
+            f"rows{ordered}. {link}</p>"
+        )
+    else:
+        extra = ""
+        if full_href:
+            label = html.escape(full_label or "CSV")
+            extra = f' As CSV: <a href="{html.escape(full_href)}" download>{label}</a>.'
+        note = f'<p class="note">All {len(df):,} rows{ordered}.{extra}</p>'
     search = ""
     if searchable:
         search = (
@@ -108,9 +148,20 @@ def table_block(
         )
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
     return (
-        f'<div class="table-wrap">{search}<table id="{table_id}" class="data">{cap}'
-        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{note}</div>"
+        f'<div class="table-wrap">{search}<table id="{table_id}" class="{cls}" '
+        f'data-total="{len(df)}">{cap}'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>{note}"
     )
+
+
+def csv_data_uri(df: pd.DataFrame, max_bytes: int = 3_000_000) -> str | None:
+    """The table as a ``data:text/csv`` URI (a download link that works offline), or None
+    when the CSV would be larger than ``max_bytes``."""
+    text = df.to_csv(index=False)
+    raw = text.encode("utf-8")
+    if len(raw) > max_bytes:
+        return None
+    return "data:text/csv;base64," + base64.b64encode(raw).decode("ascii")
 
 
 def text_block(text: str, cls: str = "text") -> str:
@@ -124,13 +175,22 @@ def _asset(name: str) -> str:
 
 @dataclass
 class Report:
-    """A report under construction: a title, summary rows, sections and provenance."""
+    """A report under construction.
+
+    The first screen holds the title, the fit ``verdict`` (an HTML banner), and the ``headline``
+    blocks (the result itself: top regulators and edges, clusters and markers); ``summary``
+    holds short run facts shown as a strip above the headline; then the ``sections``; then the
+    provenance.
+    """
 
     title: str
     subtitle: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
     sections: list[Section] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
+    verdict: str = ""
+    headline: list[str] = field(default_factory=list)
+    headline_title: str = "At a glance"
 
     def section(self, id: str, title: str, intro: str = "") -> Section:
         """Create, append and return a new section."""
@@ -156,6 +216,9 @@ class Report:
             title=self.title,
             subtitle=self.subtitle,
             summary=self.summary,
+            verdict=self.verdict,
+            headline=self.headline,
+            headline_title=self.headline_title,
             sections=self.sections,
             provenance=self.provenance,
             provenance_json=prov_json,

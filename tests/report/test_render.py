@@ -32,7 +32,8 @@ def test_grn_report_sections_and_provenance(tmp_path, grn_adata):
     _assert_self_contained(text)
     ids = _section_ids(text)
     for sid in (
-        "summary",
+        "headline",
+        "metrics",
         "training",
         "network",
         "edges",

@@ -14,7 +14,16 @@
         row.style.display = hit ? "" : "none";
         if (hit) { shown += 1; }
       });
-      if (counter) { counter.textContent = shown + " of " + rows.length + " rows"; }
+      if (counter) {
+        var total = parseInt(table.dataset.total || rows.length, 10);
+        var text = shown.toLocaleString("en-US") + " of " + rows.length.toLocaleString("en-US") +
+          " rows shown";
+        if (total > rows.length) {
+          text += " (this page holds " + rows.length.toLocaleString("en-US") + " of the " +
+            total.toLocaleString("en-US") + " rows)";
+        }
+        counter.textContent = text;
+      }
     }
     input.addEventListener("input", apply);
     apply();
