@@ -8,7 +8,8 @@ analyses::
     import biostruct as bs
     mdata = bs.datasets.load("snareseq_demo")
     model = bs.multiomics.dag_vae(mdata, max_epochs=50)   # graph ATAC -> RNA by default
-    mdata.obsm["X_dagvae_rna"], mdata.obs["dagvae_cluster_rna"]
+    mdata.obsm["X_dagvae_rna_hat"]   # the integrated latent (RNA + its ATAC parent)
+    mdata.obs["dagvae_cluster_rna"]
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from biostruct.multiomics.graph import (
     DAGSpec,
     ModalitySpec,
     default_graph,
+    describe_graph,
+    infer_role,
+    infer_roles,
     parse_graph,
 )
 from biostruct.multiomics.model import DAGVAE
@@ -36,7 +40,10 @@ __all__ = [
     "TrainConfig",
     "dag_vae",
     "default_graph",
+    "describe_graph",
     "filter_empty",
+    "infer_role",
+    "infer_roles",
     "knn_purity",
     "parse_graph",
 ]

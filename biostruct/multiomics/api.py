@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from biostruct.multiomics._log import logger
 from biostruct.multiomics.data import as_modalities
 from biostruct.multiomics.model import DAGVAE
 
@@ -17,6 +18,7 @@ def dag_vae(
     mdata: Any,
     graph: Any = None,
     *,
+    layer: str | dict[str, str | None] | None = None,
     key_added: str = "dagvae",
     n_latent: int = 10,
     n_clusters: int | None = None,
@@ -29,6 +31,7 @@ def dag_vae(
     n_hidden: int = 64,
     encode_batch: bool = False,
     integrated_clusters: bool = True,
+    progress: bool = True,
     **train_kwargs: Any,
 ) -> DAGVAE | tuple[Any, DAGVAE]:
     """Fit a CAVACHON-style DAG-structured VAE and store latents and clusters.
@@ -38,8 +41,15 @@ def dag_vae(
     mdata
         MuData, or a dict of AnnData sharing obs names (cells). Count modalities hold raw counts.
     graph
-        DAG specification: dict, YAML text or file, or :class:`~biostruct.multiomics.DAGSpec`.
-        Default for ``rna`` + ``atac``: ATAC -> RNA (CAVACHON's); otherwise one root per modality.
+        DAG specification: dict, YAML text or file, or :class:`~biostruct.multiomics.DAGSpec`
+        (format: README, "Multi-omics DAG format"). Default: roles are inferred from the
+        modality names (``rna``/``gex``/``gene expression``, ``atac``/``peaks``,
+        ``adt``/``prot``/``protein``, any case) or ``var["feature_types"]`` (10x), and every
+        ATAC or protein modality is made a parent of the RNA one: ATAC -> RNA, protein -> RNA.
+        The chosen graph is logged (logger ``biostruct.multiomics``).
+    layer
+        Where the raw counts are: ``None`` (``X``), one layer name for every modality (e.g.
+        ``"counts"``), or ``{modality: layer}``; a ``layer`` set in the graph wins.
     key_added
         Prefix of every field written.
     n_latent, n_clusters
@@ -59,6 +69,8 @@ def dag_vae(
         Network settings, see :class:`~biostruct.multiomics.DAGVAE`.
     integrated_clusters
         Also compute integrated clusters of components with parents.
+    progress
+        Show a progress bar per component (tqdm); ``False`` for none.
     **train_kwargs
         Passed to :meth:`DAGVAE.train` (``batch_size``, ``lr``, ``patience``, ...).
 
@@ -68,15 +80,19 @@ def dag_vae(
     ``mdata`` (for a dict of AnnData: to every modality's AnnData):
 
     - ``obsm["X_{key}_{component}"]``: posterior mean of the component's own latent z;
-    - ``obsm["X_{key}_{component}_hat"]``: its integrated latent z_hat (parents included);
+    - ``obsm["X_{key}_{component}_hat"]``: its integrated latent z_hat (parents included; for
+      the child of the graph, e.g. ``X_dagvae_rna_hat``, this is the integrated embedding to
+      cluster and plot);
     - ``obs["{key}_cluster_{component}"]``: mixture-prior cluster (categorical);
     - ``obsm["{key}_cluster_probs_{component}"]``: p(cluster | z);
     - ``obs["{key}_cluster_{component}_integrated"]``: integrated cluster (components with
       parents, when ``integrated_clusters``);
     - ``uns[key]``: ``graph`` (dict with components as ``{name: settings}``), ``graph_yaml``,
       ``params``, ``train_config``, ``history`` (one record per
-      epoch and component: train/val ELBO, reconstruction and KL terms, phase, weights) and
-      ``train_summary``.
+      epoch and component: train/val ELBO, reconstruction and KL terms, phase, weights),
+      ``train_summary`` and ``warnings`` (numpy array of str: fit problems such as a diverged
+      loss or a validation ELBO still improving at the epoch cap; empty when the fit is fine;
+      each is also logged).
     """
     if copy:
         mdata = (
@@ -87,6 +103,7 @@ def dag_vae(
     model = DAGVAE(
         mdata,
         graph,
+        layer=layer,
         n_latent=n_latent,
         n_clusters=n_clusters,
         n_layers=n_layers,
@@ -96,8 +113,17 @@ def dag_vae(
         device=device,
         seed=seed,
     )
-    model.train(max_epochs=max_epochs, **train_kwargs)
+    model.train(max_epochs=max_epochs, progress=progress, **train_kwargs)
     write_results(model, mdata, key_added, integrated_clusters=integrated_clusters)
+    child = [c for c in model.graph.order if model.graph[c].parents]
+    if child:
+        logger.info(
+            "integrated latent: obsm['X_%s_%s_hat'] (clusters: obs['%s_cluster_%s_integrated'])",
+            key_added,
+            child[-1],
+            key_added,
+            child[-1],
+        )
     return (mdata, model) if copy else model
 
 
@@ -130,7 +156,10 @@ def write_results(
             k: v for k, v in model.train_config.items() if v is not None and k != "extra"
         },
         "history": _frame(model.history),
-        "train_summary": _frame(model.train_summary),
+        "train_summary": _frame(
+            [{k: v for k, v in r.items() if k != "warnings"} for r in model.train_summary]
+        ),
+        "warnings": np.asarray([str(w) for w in getattr(model, "warnings", [])], dtype=str),
         "device": model.device.type,
     }
     for t in targets:

@@ -55,7 +55,11 @@ def _csr(a: ad.AnnData, layer: str | None, name: str) -> sp.csr_matrix:
             raise InputError(
                 f"layer {layer!r} not found (layers: {list(a.layers)}).",
                 field=f"{name}.layers",
-                fix="set the modality's 'layer' in the graph to an existing layer, or None for X.",
+                fix="pass an existing layer, e.g. layer='counts' or layer={'"
+                + name
+                + "': 'counts'} (dag_vae/DAGVAE), or the graph's modalities."
+                + name
+                + ".layer; None reads X.",
             )
         x = a.layers[layer]
     else:
@@ -177,16 +181,17 @@ def _check_values(x: sp.csr_matrix, m: str, likelihood: str) -> None:
         raise InputError(
             f"{int((v < 0).sum())} negative values, but likelihood {likelihood!r} needs counts.",
             field=f"{m}.X",
-            fix="pass raw counts (e.g. a 'counts' layer via the graph's layer setting) or use "
-            "likelihood 'gaussian'.",
+            fix=f"pass raw counts, e.g. layer='counts' or layer={{'{m}': 'counts'}} in "
+            f"dag_vae/DAGVAE (or modalities.{m}.layer in the graph), or use likelihood 'gaussian'.",
         )
     if lik.integer_counts and (np.abs(v - np.round(v)) > 1e-4).any():
         n = int((np.abs(v - np.round(v)) > 1e-4).sum())
         raise InputError(
             f"{n} non-integer values, but likelihood {likelihood!r} needs raw integer counts.",
             field=f"{m}.X",
-            fix="pass raw counts (not normalised/log data), e.g. via layer='counts', or use "
-            "likelihood 'gaussian'.",
+            fix=f"pass raw counts (not normalised/log data), e.g. layer='counts' or "
+            f"layer={{'{m}': 'counts'}} in dag_vae/DAGVAE (or modalities.{m}.layer in the "
+            "graph), or use likelihood 'gaussian'.",
         )
     if likelihood == "gaussian":
         return

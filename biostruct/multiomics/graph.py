@@ -31,25 +31,76 @@ from biostruct.errors import ConfigError, GraphError
 
 __all__ = [
     "LIKELIHOODS",
+    "ROLES",
     "ComponentSpec",
     "DAGSpec",
     "ModalitySpec",
     "default_graph",
+    "describe_graph",
+    "infer_role",
+    "infer_roles",
     "parse_graph",
 ]
 
 #: Names of the supported per-modality likelihoods.
 LIKELIHOODS = ("nb", "zinb", "poisson", "bernoulli", "gaussian", "protein")
 
-_DEFAULT_LIKELIHOOD = {
-    "rna": "zinb",
-    "gex": "zinb",
-    "atac": "bernoulli",
-    "peaks": "bernoulli",
-    "prot": "protein",
+#: Assay roles a modality can have, and the likelihood each role gets by default.
+ROLES = {"rna": "zinb", "atac": "bernoulli", "protein": "protein"}
+
+# Names (lower case, only letters and digits kept) that imply a role. 10x ``feature_types`` values
+# ("Gene Expression", "Peaks", "Antibody Capture") normalise to entries of this table too.
+_ROLE_NAMES = {
+    "rna": "rna",
+    "gex": "rna",
+    "geneexpression": "rna",
+    "expression": "rna",
+    "scrna": "rna",
+    "mrna": "rna",
+    "atac": "atac",
+    "peaks": "atac",
+    "peak": "atac",
+    "chromatinaccessibility": "atac",
+    "accessibility": "atac",
+    "scatac": "atac",
     "adt": "protein",
+    "prot": "protein",
     "protein": "protein",
+    "proteins": "protein",
+    "antibodycapture": "protein",
+    "cite": "protein",
+    "citeseq": "protein",
 }
+
+
+def _normalise_name(name: str) -> str:
+    return "".join(ch for ch in str(name).lower() if ch.isalnum())
+
+
+def infer_role(name: str, adata: Any = None) -> str | None:
+    """Assay role (``"rna"``, ``"atac"``, ``"protein"``) of a modality, or None if unknown.
+
+    The modality name decides first (case-insensitive; ``rna``/``gex``/``gene expression``,
+    ``atac``/``peaks``, ``adt``/``prot``/``protein``); otherwise the most common value of
+    ``adata.var["feature_types"]`` (10x: ``Gene Expression``, ``Peaks``, ``Antibody Capture``).
+    """
+    role = _ROLE_NAMES.get(_normalise_name(name))
+    if role is not None:
+        return role
+    var = getattr(adata, "var", None)
+    if var is not None and "feature_types" in getattr(var, "columns", ()):
+        counts = var["feature_types"].astype(str).value_counts()
+        if len(counts):
+            return _ROLE_NAMES.get(_normalise_name(counts.index[0]))
+    return None
+
+
+def infer_roles(modalities: Mapping[str, Any] | Iterable[str]) -> dict[str, str | None]:
+    """Role of every modality: ``{name: role or None}`` (see :func:`infer_role`)."""
+    if isinstance(modalities, Mapping):
+        return {str(m): infer_role(m, a) for m, a in modalities.items()}
+    return {str(m): infer_role(m) for m in modalities}
+
 
 _TOP_KEYS = ("modalities", "components")
 _MODALITY_KEYS = ("likelihood", "weight", "layer")
@@ -285,13 +336,20 @@ def _find_cycle(parents: Mapping[str, tuple[str, ...]]) -> list[str] | None:
     return None
 
 
-def parse_graph(spec: Mapping[str, Any] | str | Path | DAGSpec) -> DAGSpec:
+def parse_graph(
+    spec: Mapping[str, Any] | str | Path | DAGSpec,
+    roles: Mapping[str, str | None] | None = None,
+) -> DAGSpec:
     """Validate a DAG specification and return it with components in topological order.
 
     Parameters
     ----------
     spec
         A dict, YAML text, a path to a YAML file, or an existing :class:`DAGSpec`.
+    roles
+        Assay role of each modality (see :func:`infer_roles`); a modality without a
+        ``likelihood`` gets its role's default (:data:`ROLES`). Without it, the role is inferred
+        from the modality name.
 
     Raises
     ------
@@ -357,7 +415,7 @@ def parse_graph(spec: Mapping[str, Any] | str | Path | DAGSpec) -> DAGSpec:
         if "dist" in opts and "likelihood" not in opts:  # CAVACHON's key
             opts["likelihood"] = opts.pop("dist")
         _check_keys(opts.keys(), _MODALITY_KEYS, f"modalities.{name}")
-        modalities[str(name)] = _modality(str(name), opts)
+        modalities[str(name)] = _modality(str(name), opts, roles)
 
     comps: list[ComponentSpec] = []
     seen: set[str] = set()
@@ -402,7 +460,7 @@ def parse_graph(spec: Mapping[str, Any] | str | Path | DAGSpec) -> DAGSpec:
                         fix=(f"did you mean {close[0]!r}?" if close else "")
                         + f" declared modalities: {list(modalities)}.",
                     )
-                modalities[m] = _modality(m, {})
+                modalities[m] = _modality(m, {}, roles)
         on_z = _as_name_list(raw.get("conditioned_on_z"), f"{where}.conditioned_on_z")
         on_zh = _as_name_list(raw.get("conditioned_on_z_hat"), f"{where}.conditioned_on_z_hat")
         on_zh = on_zh + tuple(
@@ -475,13 +533,18 @@ def parse_graph(spec: Mapping[str, Any] | str | Path | DAGSpec) -> DAGSpec:
     return DAGSpec(modalities, tuple(done))
 
 
-def _modality(name: str, opts: Mapping[str, Any]) -> ModalitySpec:
-    lik = opts.get("likelihood", _DEFAULT_LIKELIHOOD.get(name.lower()))
+def _modality(
+    name: str, opts: Mapping[str, Any], roles: Mapping[str, str | None] | None = None
+) -> ModalitySpec:
+    role = roles.get(name) if roles is not None and name in roles else infer_role(name)
+    lik = opts.get("likelihood", ROLES.get(role) if role else None)
     if lik is None:
         raise ConfigError(
-            f"no likelihood for modality {name!r} and none is implied by its name.",
+            f"no likelihood for modality {name!r}: its name implies no assay (rna/gex, atac/"
+            "peaks, adt/prot/protein) and var['feature_types'] names none either.",
             field=f"modalities.{name}.likelihood",
-            fix=f"set likelihood to one of {list(LIKELIHOODS)}.",
+            fix=f"set likelihood to one of {list(LIKELIHOODS)} in the graph, or rename the "
+            "modality (e.g. 'rna', 'atac', 'prot').",
         )
     lik = str(lik).lower()
     if lik not in LIKELIHOODS:
@@ -503,19 +566,51 @@ def _modality(name: str, opts: Mapping[str, Any]) -> ModalitySpec:
     return ModalitySpec(name, lik, float(weight), None if layer is None else str(layer))
 
 
-def default_graph(modalities: Iterable[str]) -> DAGSpec:
-    """Default graph for a set of modalities.
+def default_graph(
+    modalities: Mapping[str, Any] | Iterable[str],
+    roles: Mapping[str, str | None] | None = None,
+) -> DAGSpec:
+    """Default graph for a set of modalities, from their assay roles (:func:`infer_roles`).
 
-    With ``rna`` and ``atac``: CAVACHON's ATAC -> RNA (the RNA component is conditioned on the ATAC
-    component's integrated latent). Any other modality becomes its own root component.
+    The RNA modality is the child; every ATAC and protein modality is a root component and a
+    parent of RNA (conditioned on its integrated latent), so that RNA's ``z_hat`` integrates all
+    modalities: ATAC -> RNA (CAVACHON's), protein -> RNA (CITE-seq), ATAC + protein -> RNA
+    (TEA-seq/DOGMA-seq). Without exactly one RNA modality, or for modalities of unknown role,
+    each such modality becomes its own unconnected root component.
     """
+    roles = dict(roles) if roles is not None else infer_roles(modalities)
     mods = list(modalities)
+    rna = [m for m in mods if roles.get(m) == "rna"]
     comps: list[dict[str, Any]] = []
-    if "atac" in mods and "rna" in mods:
-        comps.append({"name": "atac", "modalities": ["atac"]})
-        comps.append({"name": "rna", "modalities": ["rna"], "conditioned_on_z_hat": ["atac"]})
-        rest = [m for m in mods if m not in ("atac", "rna")]
+    mod_block: dict[str, Any] = {}
+    for m in mods:
+        role = roles.get(m)
+        mod_block[m] = {"likelihood": ROLES[role]} if role in ROLES else {}
+    if len(rna) == 1:
+        parents = [m for m in mods if roles.get(m) in ("atac", "protein")]
+        comps.extend({"name": p, "modalities": [p]} for p in parents)
+        comps.append({"name": rna[0], "modalities": rna, "conditioned_on_z_hat": parents})
+        rest = [m for m in mods if m not in parents and m != rna[0]]
     else:
         rest = mods
     comps.extend({"name": m, "modalities": [m]} for m in rest)
-    return parse_graph({"components": comps})
+    return parse_graph({"modalities": mod_block, "components": comps}, roles)
+
+
+def describe_graph(graph: DAGSpec) -> str:
+    """One line naming the components, their likelihoods and edges, e.g.
+    ``prot (protein) -> rna (zinb)``."""
+
+    def label(c: ComponentSpec) -> str:
+        liks = ",".join(graph.modalities[m].likelihood for m in c.modalities)
+        mods = "+".join(c.modalities)
+        name = c.name if mods == c.name else f"{c.name}[{mods}]"
+        return f"{name} ({liks})"
+
+    edges = [f"{label(graph[p])} -> {label(c)}" for c in graph.components for p in c.parents]
+    linked = {p for c in graph.components for p in c.parents} | {
+        c.name for c in graph.components if c.parents
+    }
+    alone = [label(c) for c in graph.components if c.name not in linked]
+    parts = edges + [f"{a} (unconnected)" for a in alone]
+    return "; ".join(parts)

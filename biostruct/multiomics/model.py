@@ -18,8 +18,15 @@ import torch
 from biostruct._device import resolve_device
 from biostruct.errors import ConfigError, InputError, NotFittedError
 from biostruct.multiomics import analysis
+from biostruct.multiomics._log import logger
 from biostruct.multiomics.data import MultiomeData, as_modalities, setup_data
-from biostruct.multiomics.graph import DAGSpec, default_graph, parse_graph
+from biostruct.multiomics.graph import (
+    DAGSpec,
+    default_graph,
+    describe_graph,
+    infer_roles,
+    parse_graph,
+)
 from biostruct.multiomics.module import DAGModule
 from biostruct.multiomics.training import TrainConfig, train_component
 
@@ -37,8 +44,14 @@ class DAGVAE:
         MuData, or a dict of AnnData with the same cells (obs names) in every modality. Count
         likelihoods need raw counts.
     graph
-        DAG specification (dict, YAML text or path, :class:`DAGSpec`). Default: ATAC -> RNA for
-        ``rna`` + ``atac``, otherwise one root component per modality.
+        DAG specification (dict, YAML text or path, :class:`DAGSpec`). Default
+        (:func:`~biostruct.multiomics.default_graph`): modality roles are inferred from the names
+        (``rna``/``gex``, ``atac``/``peaks``, ``adt``/``prot``/``protein``, any case) or from
+        ``var["feature_types"]``, and every ATAC/protein modality becomes a parent of the RNA
+        one (ATAC -> RNA, protein -> RNA). The chosen graph is logged.
+    layer
+        Where the counts are: ``None`` (``X``), a layer name for every modality (e.g.
+        ``"counts"``), or ``{modality: layer}``. A ``layer`` set in the graph wins.
     n_latent, n_clusters, n_layers, n_hidden
         Defaults for components that do not set them (``n_clusters`` default 2 * n_latent + 1;
         encoder widths ``n_hidden * 2**i`` for i < n_layers).
@@ -57,6 +70,7 @@ class DAGVAE:
         mdata: Any,
         graph: Any = None,
         *,
+        layer: str | dict[str, str | None] | None = None,
         n_latent: int = 10,
         n_clusters: int | None = None,
         n_layers: int = 2,
@@ -67,14 +81,28 @@ class DAGVAE:
         seed: int = 0,
     ) -> None:
         mods = as_modalities(mdata)
-        spec = default_graph(mods) if graph is None else parse_graph(graph)
+        roles = infer_roles(mods)
+        spec = default_graph(mods, roles) if graph is None else parse_graph(graph, roles)
+        spec = _apply_layer(spec, layer, mods)
         self.graph: DAGSpec = spec.with_defaults(n_latent, n_clusters, n_layers, n_hidden)
+        self.warnings: list[str] = []
+        desc = describe_graph(self.graph)
+        logger.info("%s graph: %s", "default" if graph is None else "given", desc)
+        if len(self.graph.components) > 1 and not any(c.parents for c in self.graph.components):
+            msg = (
+                f"the graph has {len(self.graph.components)} unconnected components "
+                f"({self.graph.order}): nothing is integrated; name the modalities rna/atac/prot "
+                "(or pass a graph with parents) to connect them."
+            )
+            self.warnings.append(msg)
+            logger.warning(msg)
         self.batch_key = batch_key
         self.encode_batch = encode_batch
         self.seed = int(seed)
         self.device = resolve_device(device)
         self.data: MultiomeData | None = setup_data(mdata, self.graph, batch_key)
         self.init_args = {
+            "layer": layer,
             "n_latent": n_latent,
             "n_clusters": n_clusters,
             "n_layers": n_layers,
@@ -157,6 +185,9 @@ class DAGVAE:
                 self.seed,
                 self.history.append,
             )
+            for w in summary.get("warnings", []):
+                logger.warning(w)
+                self.warnings.append(w)
             self.train_summary.append(summary)
             if checkpoint_dir is not None:
                 self.is_trained = True
@@ -531,6 +562,7 @@ class DAGVAE:
                 "batch_categories": self.batch_categories,
                 "history": self.history,
                 "train_summary": self.train_summary,
+                "warnings": self.warnings,
                 "train_config": self.train_config,
                 "is_trained": self.is_trained,
                 "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -613,6 +645,7 @@ class DAGVAE:
             ) from None
         self.module.to(self.device).eval()
         self.history = meta["history"]
+        self.warnings = list(meta.get("warnings", []))
         self.train_summary = meta["train_summary"]
         self.train_config = meta["train_config"]
         self.is_trained = meta["is_trained"]
@@ -627,6 +660,46 @@ class DAGVAE:
             f"DAGVAE(components={self.graph.order}, edges={edges}, "
             f"trained={self.is_trained}, device={self.device.type})"
         )
+
+
+def _apply_layer(spec: DAGSpec, layer: Any, mods: dict[str, Any]) -> DAGSpec:
+    """The graph with the ``layer`` argument filled into modalities whose graph sets none."""
+    from dataclasses import replace
+
+    if layer is None:
+        return spec
+    if isinstance(layer, str):
+        per = {m: layer for m in spec.modalities}
+    elif isinstance(layer, dict):
+        unknown = [m for m in layer if m not in spec.modalities]
+        if unknown:
+            raise ConfigError(
+                f"layer given for unknown modalities {unknown}.",
+                field="layer",
+                fix=f"use modalities of the graph: {list(spec.modalities)}.",
+            )
+        per = dict(layer)
+    else:
+        raise ConfigError(
+            f"expected None, a layer name or a dict, got {type(layer).__name__}.",
+            field="layer",
+            fix="e.g. layer='counts' or layer={'rna': 'counts'}.",
+        )
+    out = {}
+    for m, ms in spec.modalities.items():
+        lay = per.get(m)
+        if ms.layer is None and lay is not None:
+            a = mods.get(m)
+            if a is not None and lay not in a.layers:
+                raise InputError(
+                    f"layer {lay!r} not found in modality {m!r} (its layers: {list(a.layers)}).",
+                    field=f"layer[{m!r}]" if isinstance(layer, dict) else "layer",
+                    fix="pass the layer per modality, e.g. layer={'rna': 'counts'} (None reads "
+                    "X), or add the layer.",
+                )
+            ms = replace(ms, layer=lay)
+        out[m] = ms
+    return DAGSpec(out, spec.components)
 
 
 def _json_default(o: Any) -> Any:

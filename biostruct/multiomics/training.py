@@ -39,7 +39,8 @@ class TrainConfig:
 
     ``max_epochs`` counts every phase of a component. Unset annealing lengths default to
     ``round(0.1 * max_epochs)`` (parent annealing, at most 10) and ``round(0.3 * max_epochs)``
-    (KL annealing, at most 25).
+    (KL annealing, at most 25). ``progress`` shows a progress bar per component (tqdm, to
+    stderr); ``verbose`` prints one line per epoch.
     """
 
     max_epochs: int = 100
@@ -57,6 +58,7 @@ class TrainConfig:
     kmeans_init: bool = True
     grad_clip: float = 10.0
     verbose: bool = False
+    progress: bool = True
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -97,6 +99,28 @@ class TrainConfig:
         d = asdict(self)
         d["kl_annealing_ratio"] = list(self.kl_annealing_ratio)
         return d
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix_str(self, s: str, refresh: bool = True) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(enabled: bool, total: int, component: str):
+    """A tqdm bar over the epochs of one component (a no-op when disabled or tqdm is missing)."""
+    if not enabled:
+        return _NoBar()
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover
+        return _NoBar()
+    return tqdm(total=total, desc=f"dag_vae [{component}]", unit="epoch", leave=True)
 
 
 @torch.no_grad()
@@ -220,6 +244,17 @@ def train_component(
     phase_len = {"parent": pa, "std": a, "cross": b, "gmm": c, "regular": reg}
     use_val = len(val_idx) > 0
     mods, cache = _inputs(module, data, component, device, None)
+    warnings: list[str] = []
+    if use_val and cfg.early_stopping and len(val_idx) < 100:
+        warnings.append(
+            f"[{component}] early stopping watches only {len(val_idx)} validation cells; "
+            "its stopping point is noisy (raise validation_fraction or use more cells)."
+        )
+    bar = _progress(cfg.progress, len(plan), component)
+    last_good = copy.deepcopy(comp.state_dict())
+    diverged = False
+    best_epoch = -1
+    epoch = -1
     for epoch, phase in enumerate(plan):
         t0 = time.perf_counter()
         k0 = epoch - phase_start[phase]
@@ -244,11 +279,16 @@ def train_component(
             )
             loss = (-terms.recon + w_std * terms.kl_std + w_gmm * terms.kl_gmm).mean()
             if not torch.isfinite(loss):
-                raise SolverError(
-                    f"non-finite loss in component {component!r}, epoch {epoch} ({phase} phase).",
-                    field="lr",
-                    fix="lower lr or check the data for extreme values.",
-                )
+                if epoch == 0:
+                    bar.close()
+                    raise SolverError(
+                        f"non-finite loss in component {component!r} in the first epoch "
+                        f"({phase} phase).",
+                        field="lr",
+                        fix="lower lr or check the data for extreme values.",
+                    )
+                diverged = True
+                break
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
@@ -260,6 +300,15 @@ def train_component(
             sums["recon"] += float(terms.recon.detach().sum())
             sums["kl_gmm"] += float(terms.kl_gmm.detach().sum())
             sums["kl_std"] += float(terms.kl_std.detach().sum())
+        if diverged:
+            comp.load_state_dict(last_good)
+            warnings.append(
+                f"[{component}] training diverged (non-finite loss) at epoch {epoch} ({phase} "
+                f"phase); stopped there and kept the weights of epoch {epoch - 1}. Lower lr "
+                "(e.g. lr=5e-4)."
+            )
+            epoch -= 1
+            break
         if phase == "std" and k0 == a - 1 and cfg.kmeans_init:
             zm, zv = posterior_means(module, data, component, train_idx, 1024, device)
             sub = rng.choice(len(zm), size=min(len(zm), 20000), replace=False)
@@ -282,6 +331,19 @@ def train_component(
             v = evaluate_component(module, data, component, val_idx, 1024, device, cache)
             rec.update(val_elbo=v["elbo"], val_recon=v["recon"], val_kl=v["kl"])
         log(rec)
+        if not all(math.isfinite(v) for v in (rec["train_loss"], rec.get("val_elbo", 0.0))):
+            diverged = True
+            comp.load_state_dict(last_good)
+            warnings.append(
+                f"[{component}] training diverged (non-finite ELBO) at epoch {epoch} ({phase} "
+                f"phase); stopped there and kept the weights of epoch {epoch - 1}. Lower lr."
+            )
+            epoch -= 1
+            break
+        last_good = copy.deepcopy(comp.state_dict())
+        bar.update(1)
+        if use_val:
+            bar.set_postfix_str(f"{phase} val ELBO {rec['val_elbo']:.1f}", refresh=False)
         if cfg.verbose:
             msg = f"[{component}] epoch {epoch:3d} {phase:8s} train ELBO {rec['train_elbo']:.2f}"
             if use_val:
@@ -290,21 +352,39 @@ def train_component(
         if phase == "regular" and use_val and cfg.early_stopping:
             if rec["val_elbo"] > best_val + cfg.min_delta:
                 best_val = rec["val_elbo"]
-                best_state = copy.deepcopy(comp.state_dict())
+                best_state = last_good
+                best_epoch = epoch
                 bad_epochs = 0
             else:
                 bad_epochs += 1
                 if bad_epochs >= cfg.patience:
                     stopped_early = True
                     break
+    bar.close()
     if best_state is not None:
         comp.load_state_dict(best_state)
     for p in module.parameters():
         p.requires_grad_(True)
+    n_done = epoch + 1
+    if (
+        not stopped_early
+        and not diverged
+        and use_val
+        and cfg.early_stopping
+        and reg > 0
+        and best_epoch >= n_done - max(2, cfg.patience // 2)
+    ):
+        warnings.append(
+            f"[{component}] the validation ELBO was still improving at the epoch cap "
+            f"(best at epoch {best_epoch} of {n_done}): the component may be under-trained; "
+            f"raise max_epochs (now {cfg.max_epochs})."
+        )
     return {
         "component": component,
-        "epochs": epoch + 1,
+        "epochs": n_done,
         "stopped_early": stopped_early,
+        "best_epoch": best_epoch,
+        "warnings": warnings,
         "best_val_elbo": best_val if best_state is not None else None,
         "seconds": time.perf_counter() - t_start,
     }

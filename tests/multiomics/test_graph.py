@@ -143,8 +143,12 @@ def test_modality_missing_from_data():
 
 
 def test_default_graph_is_atac_to_rna():
-    g = default_graph(["rna", "atac", "prot"])
-    assert g.order[:2] == ["atac", "rna"]
+    g = default_graph(["rna", "atac"])
+    assert g.order == ["atac", "rna"]
     assert g["rna"].conditioned_on_z_hat == ("atac",)
+    # a third (protein) modality is a second parent of RNA, not an unconnected root
+    g = default_graph(["rna", "atac", "prot"])
+    assert g.order[-1] == "rna"
+    assert g["rna"].conditioned_on_z_hat == ("atac", "prot")
     assert g["prot"].parents == ()
     assert g.modalities["prot"].likelihood == "protein"

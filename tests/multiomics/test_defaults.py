@@ -1,0 +1,196 @@
+"""Defaults a new user meets: roles from modality names / feature_types, connected default graphs,
+the log line naming the graph, ``layer=``, the progress switch and fit warnings in ``uns``."""
+
+from __future__ import annotations
+
+import logging
+
+import anndata as ad
+import mudata
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from biostruct.errors import ConfigError, InputError
+from biostruct.multiomics import dag_vae, default_graph, infer_role
+from biostruct.multiomics.model import DAGVAE
+
+
+def _cite(names=("rna", "prot"), n=60, seed=0, feature_types=None) -> mudata.MuData:
+    """Tiny CITE-seq-like data: two cell types that differ in genes and proteins."""
+    rng = np.random.default_rng(seed)
+    kind = np.repeat([0, 1], n // 2)
+    gene_mu = np.where(kind[:, None] == 0, [5.0] * 10 + [0.5] * 10, [0.5] * 10 + [5.0] * 10)
+    prot_mu = np.where(kind[:, None] == 0, [40.0, 40.0, 5.0, 5.0], [5.0, 5.0, 40.0, 40.0])
+    rna = rng.poisson(gene_mu).astype(np.float32)
+    prot = rng.poisson(prot_mu).astype(np.float32)
+    rna[:, 0] += 1  # no empty cells
+    obs = pd.DataFrame(index=[f"c{i}" for i in range(n)])
+    a = ad.AnnData(sp.csr_matrix(rna), obs=obs.copy())
+    a.var_names = [f"g{i}" for i in range(rna.shape[1])]
+    b = ad.AnnData(sp.csr_matrix(prot), obs=obs.copy())
+    b.var_names = [f"p{i}" for i in range(prot.shape[1])]
+    if feature_types:
+        a.var["feature_types"] = feature_types[0]
+        b.var["feature_types"] = feature_types[1]
+    return mudata.MuData({names[0]: a, names[1]: b})
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture()
+def log_lines():
+    h = _Lines()
+    lg = logging.getLogger("biostruct.multiomics")
+    lg.addHandler(h)
+    yield h.lines
+    lg.removeHandler(h)
+
+
+@pytest.mark.parametrize(
+    ("name", "role"),
+    [
+        ("rna", "rna"),
+        ("GEX", "rna"),
+        ("Gene Expression", "rna"),
+        ("ATAC", "atac"),
+        ("peaks", "atac"),
+        ("ADT", "protein"),
+        ("Prot", "protein"),
+        ("protein", "protein"),
+        ("modality_7", None),
+    ],
+)
+def test_role_from_name(name, role):
+    assert infer_role(name) == role
+
+
+def test_role_from_feature_types():
+    md = _cite(("m1", "m2"), feature_types=("Gene Expression", "Antibody Capture"))
+    assert infer_role("m1", md.mod["m1"]) == "rna"
+    assert infer_role("m2", md.mod["m2"]) == "protein"
+    g = default_graph(md.mod)
+    assert g["m1"].conditioned_on_z_hat == ("m2",)
+    assert g.modalities["m2"].likelihood == "protein"
+
+
+def test_default_graphs_connect():
+    assert default_graph(["rna", "atac"])["rna"].parents == ("atac",)
+    assert default_graph(["GEX", "ATAC"])["GEX"].parents == ("ATAC",)
+    assert default_graph(["rna", "prot"])["rna"].parents == ("prot",)
+    tea = default_graph(["rna", "atac", "adt"])
+    assert set(tea["rna"].parents) == {"atac", "adt"} and tea.order[-1] == "rna"
+    # no RNA: nothing to condition on, every modality is a root
+    assert all(not c.parents for c in default_graph(["atac", "prot"]).components)
+
+
+@pytest.mark.parametrize("names", [("rna", "prot"), ("GEX", "ADT")])
+def test_dag_vae_cite_default_is_connected_and_logged(names, log_lines):
+    md = _cite(names)
+    model = dag_vae(md, max_epochs=3, n_latent=2, n_hidden=8, n_layers=1, progress=False)
+    rna, prot = names
+    assert model.graph[rna].conditioned_on_z_hat == (prot,)
+    assert model.graph.modalities[prot].likelihood == "protein"
+    assert any("graph" in m and f"{prot} (protein) -> {rna} (zinb)" in m for m in log_lines)
+    assert f"X_dagvae_{rna}_hat" in md.obsm
+    assert f"dagvae_cluster_{rna}_integrated" in md.obs
+    w = md.uns["dagvae"]["warnings"]
+    assert isinstance(w, np.ndarray) and w.dtype.kind == "U"
+
+
+def test_unconnected_graph_warns(log_lines):
+    md = _cite(("m1", "m2"))
+    g = {
+        "modalities": {"m1": "nb", "m2": "protein"},
+        "components": [{"name": "m1", "modalities": ["m1"]}, {"name": "m2", "modalities": ["m2"]}],
+    }
+    model = DAGVAE(md, g, n_latent=2, n_hidden=8, n_layers=1)
+    assert any("unconnected" in w for w in model.warnings)
+    assert any("unconnected" in m for m in log_lines)
+
+
+def test_unknown_role_needs_likelihood():
+    with pytest.raises(ConfigError, match="likelihood"):
+        DAGVAE(_cite(("m1", "m2")))
+
+
+def test_layer_argument(tmp_path):
+    md = _cite()
+    for a in md.mod.values():
+        a.layers["counts"] = a.X.copy()
+        a.X = sp.csr_matrix(np.log1p(a.X.toarray()))  # normalised X: counts only in the layer
+    md.update()
+    with pytest.raises(InputError, match="layer='counts'"):
+        DAGVAE(md)
+    model = dag_vae(
+        md, layer="counts", max_epochs=2, n_latent=2, n_hidden=8, n_layers=1, progress=False
+    )
+    assert model.graph.modalities["rna"].layer == "counts"
+    np.testing.assert_array_equal(
+        model.data.X["prot"].toarray(), md.mod["prot"].layers["counts"].toarray()
+    )
+    del md.mod["prot"].layers["counts"]
+    md.mod["prot"].X = md.mod["rna"].layers["counts"][:, :4].copy()
+    with pytest.raises(InputError, match="layer") as err:
+        DAGVAE(md, layer="counts")
+    assert err.value.field == "layer"
+    model = DAGVAE(md, layer={"rna": "counts"})
+    assert model.graph.modalities["prot"].layer is None
+    with pytest.raises(ConfigError, match="unknown modalities"):
+        DAGVAE(md, layer={"RNA": "counts"})
+    # written to .h5mu as it is, warnings included
+    dag_vae(md, layer={"rna": "counts"}, max_epochs=2, n_latent=2, n_hidden=8, progress=False)
+    md.write(tmp_path / "x.h5mu")
+    back = mudata.read_h5mu(tmp_path / "x.h5mu")
+    assert "warnings" in back.uns["dagvae"]
+
+
+def test_progress_bar_switch(capsys):
+    md = _cite()
+    DAGVAE(md, n_latent=2, n_hidden=8, n_layers=1).train(max_epochs=2, progress=True)
+    assert "dag_vae [rna]" in capsys.readouterr().err
+    DAGVAE(md, n_latent=2, n_hidden=8, n_layers=1).train(max_epochs=2, progress=False)
+    assert "dag_vae [" not in capsys.readouterr().err
+
+
+def test_still_improving_warning():
+    md = _cite(n=200)
+    model = DAGVAE(md, n_latent=2, n_hidden=8, n_layers=1, seed=0)
+    model.train(max_epochs=6, progress=False, validation_fraction=0.5, lr=1e-3)
+    assert any("still improving" in w for w in model.warnings)
+    # a converged fit (early stopping triggered) has no such warning
+    fine = [s for s in model.train_summary if s["stopped_early"]]
+    for s in fine:
+        assert not any("still improving" in w for w in s["warnings"])
+
+
+def test_diverged_loss_is_a_warning(monkeypatch):
+    md = _cite()
+    model = DAGVAE(md, n_latent=2, n_hidden=8, n_layers=1, seed=0)
+    from biostruct.multiomics import module as mod
+
+    orig = mod.DAGModule.component_loss
+    calls = {"n": 0}
+
+    def poisoned(self, component, *a, **k):
+        t = orig(self, component, *a, **k)
+        if component == "prot":
+            calls["n"] += 1
+            if calls["n"] > 3:  # after the first epoch (1 minibatch per epoch here)
+                t.recon = t.recon * float("nan")
+        return t
+
+    monkeypatch.setattr(mod.DAGModule, "component_loss", poisoned)
+    model.train(max_epochs=5, progress=False, validation_fraction=0.2, batch_size=64)
+    assert any("diverged" in w and "[prot]" in w for w in model.warnings)
+    assert not any("still improving" in w and "[prot]" in w for w in model.warnings)
+    assert np.isfinite(model.get_latent_representation("prot")).all()
+    assert np.isfinite(model.get_latent_representation("rna", "z_hat")).all()
