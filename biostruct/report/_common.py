@@ -19,6 +19,7 @@ __all__ = [
     "event_epochs",
     "fmt",
     "fmt_count",
+    "fmt_duration",
     "fmt_pct",
     "palette",
 ]
@@ -142,6 +143,17 @@ def fmt(v: Any) -> str:
 def fmt_count(n: float | int) -> str:
     """A count with thousands separators (``42,466``)."""
     return f"{int(round(float(n))):,}"
+
+
+def fmt_duration(seconds: float) -> str:
+    """Seconds for people: ``53 s``, ``4.2 min``, ``1.5 h``."""
+    if seconds is None or not np.isfinite(seconds):
+        return "n/a"
+    if seconds < 90:
+        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def fmt_pct(frac: float, digits: int = 1) -> str:

@@ -17,6 +17,7 @@ from biostruct.report._common import (
     event_epochs,
     fmt,
     fmt_count,
+    fmt_duration,
     fmt_pct,
     label_boxes_free,
 )
@@ -24,6 +25,7 @@ from biostruct.report.firstscreen import Metric, glossary_block, metrics_block, 
 from biostruct.report.render import (
     Report,
     csv_data_uri,
+    mini_table,
     plotly_block,
     png_block,
     table_block,
@@ -684,16 +686,6 @@ def _knockout_block(ko: pd.DataFrame) -> list[str]:
     ]
 
 
-def _duration(seconds: float) -> str:
-    if not np.isfinite(seconds):
-        return "n/a"
-    if seconds < 90:
-        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def _truth_metrics(W: np.ndarray, T: np.ndarray) -> dict[str, float]:
     from biostruct.grn.metrics import edge_metrics
 
@@ -732,18 +724,6 @@ def full_csv_link(
     return None, None, f"The full table ({len(df):,} rows) is too large to embed in the page."
 
 
-def _mini_table(rows: list[list[str]], head: list[str], table_id: str, title: str) -> str:
-    """A small headline table; ``rows`` hold pre-escaped HTML cells."""
-    import html
-
-    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    return (
-        f'<div class="mini"><h3>{html.escape(title)}</h3><table class="compact" id="{table_id}">'
-        f"<thead><tr>{th}</tr></thead><tbody>{body}</tbody></table></div>"
-    )
-
-
 def _sign_html(w: float) -> str:
     if w > 0:
         return '<span class="act">+ activates</span>'
@@ -766,7 +746,8 @@ def _headline_blocks(
     n_reg = edges["source"].nunique()
     n_tgt = edges["target"].nunique()
     lead = (
-        f'<p class="lead"><b>{n:,} edge{"s" * (n != 1)}</b> among {len(genes):,} genes: '
+        f'<p class="lead"><b>{n:,} edge{"s" * (n != 1)}</b> among {len(genes):,} genes '
+        f"({fmt_pct(n / max(len(genes) * (len(genes) - 1), 1))} of all gene pairs): "
         f"{int((w > 0).sum()):,} activating, {int((w < 0).sum()):,} repressing; "
         f"{n_reg:,} regulator{'s' * (n_reg != 1)} act on {n_tgt:,} target{'s' * (n_tgt != 1)}."
     )
@@ -797,7 +778,8 @@ def _headline_blocks(
         reg_rows.append(
             [
                 f"<b>{html.escape(str(src))}</b>",
-                f"{int(r['targets'])} ({n_act}+ / {int(r['targets']) - n_act}&minus;)",
+                f'<span class="nw">{int(r["targets"])} ({n_act}+ / '
+                f"{int(r['targets']) - n_act}&minus;)</span>",
                 html.escape(fmt(float(r["total"]))),
                 strongest,
             ]
@@ -822,13 +804,13 @@ def _headline_blocks(
     )
     grid = (
         '<div class="cols">'
-        + _mini_table(
+        + mini_table(
             reg_rows,
             ["regulator", "targets (+ / \u2212)", "total |effect|", "strongest targets"],
             "grn-top-regulators",
             "Top regulators",
         )
-        + _mini_table(edge_rows, head_e, "grn-top-edges", "Strongest edges")
+        + mini_table(edge_rows, head_e, "grn-top-edges", "Strongest edges")
         + "</div>"
     )
     return [lead, grid, more]
@@ -930,7 +912,7 @@ def grn_report(
         rep.summary["trajectories"] = fmt_count(adata.obs[trajectory_key].nunique())
     runtime = info.get("runtime_s", info.get("train_seconds"))
     if runtime is not None:
-        rep.summary["run time"] = _duration(float(np.asarray(runtime).ravel()[0]))
+        rep.summary["run time"] = fmt_duration(float(np.asarray(runtime).ravel()[0]))
     found = []
     if not np.isfinite(W).all():
         found.append(f"{int((~np.isfinite(W)).sum()):,} effects are not finite (NaN or inf).")

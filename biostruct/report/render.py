@@ -27,6 +27,7 @@ __all__ = [
     "Section",
     "Report",
     "csv_data_uri",
+    "mini_table",
     "plotly_block",
     "png_block",
     "table_block",
@@ -162,6 +163,16 @@ def csv_data_uri(df: pd.DataFrame, max_bytes: int = 3_000_000) -> str | None:
     if len(raw) > max_bytes:
         return None
     return "data:text/csv;base64," + base64.b64encode(raw).decode("ascii")
+
+
+def mini_table(rows: list[list[str]], head: list[str], table_id: str, title: str) -> str:
+    """A small headline table under an ``<h3>``; ``rows`` hold pre-escaped HTML cells."""
+    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return (
+        f'<div class="mini"><h3>{html.escape(title)}</h3><table class="compact" id="{table_id}">'
+        f"<thead><tr>{th}</tr></thead><tbody>{body}</tbody></table></div>"
+    )
 
 
 def text_block(text: str, cls: str = "text") -> str:
