@@ -9,9 +9,12 @@ leaves a file that looks complete.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -20,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from biostruct.errors import BiostructError, ConfigError, InputError
+from biostruct.errors import BiostructError, ConfigError, DataFormatError, InputError
 
 __all__ = ["main", "build_parser", "workflow_dir"]
 
@@ -146,10 +149,76 @@ def _timed_fit(
     tuple
         The fitted model and the seconds the fit took.
     """
-    extra = json.loads(args.train_kwargs) if args.train_kwargs else {}
+    extra = _train_kwargs(args.train_kwargs, fit, options, len(data))
     t0 = time.perf_counter()
     model = fit(*data, **options, **extra)
     return model, time.perf_counter() - t0
+
+
+def _did_you_mean(name: str, choices: Sequence[str]) -> str:
+    """``"did you mean 'x'? "`` for the closest choice, or ``""``."""
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def _grn_train_keywords() -> set[str]:
+    """Keywords that ``build_configs`` accepts (training, schedule, pruning, solver)."""
+    from dataclasses import fields
+
+    from biostruct.grn.dash import PruneSchedule
+    from biostruct.grn.train import TrainConfig
+
+    train = {f.name for f in fields(TrainConfig)} - {"solver", "epochs"}
+    schedule = {f.name for f in fields(PruneSchedule)}
+    solver = {"solver", "rtol", "atol", "step_size", "adjoint", "max_steps"}
+    return train | schedule | solver | {"lam_ppi", "lam_motif", "reset_lr", "scores"}
+
+
+def _train_kwargs(
+    text: str, fit: Callable[..., Any], options: dict[str, Any], n_data: int = 0
+) -> dict[str, Any]:
+    """The ``--train-kwargs`` JSON object, checked: valid JSON, a mapping, no keyword that a
+    command-line option already sets, and (for the GRN fit) only known training keywords."""
+    if not text:
+        return {}
+    field = "--train-kwargs"
+    example = "e.g. --train-kwargs '{\"lr\": 0.005}' (double quotes inside single quotes)."
+    try:
+        extra = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{text!r} is not valid JSON ({exc.msg} at character {exc.pos})",
+            field=field,
+            fix=example,
+        ) from None
+    if not isinstance(extra, dict):
+        raise ConfigError(
+            f"expected a JSON object, got {type(extra).__name__}", field=field, fix=example
+        )
+    import inspect
+
+    params = inspect.signature(fit).parameters
+    taken = set(options) | set(list(params)[:n_data])
+    for key in extra:
+        if key in taken:
+            flag = "--" + key.replace("_", "-")
+            raise ConfigError(
+                f"{key!r} is set by a command-line option",
+                field=f"{field}.{key}",
+                fix=f"use {flag} (or the config's fit section) instead.",
+            )
+    if getattr(fit, "__name__", "") == "infer_grn":
+        named = {k for k, p in params.items() if p.kind is p.KEYWORD_ONLY}
+        known = (named - taken) | _grn_train_keywords()
+        for key in extra:
+            if key not in known:
+                raise ConfigError(
+                    f"unknown training option {key!r}",
+                    field=f"{field}.{key}",
+                    fix=_did_you_mean(key, sorted(known))
+                    + f"accepted: {', '.join(sorted(known))}.",
+                )
+    return extra
 
 
 def _finish_fit(
@@ -177,16 +246,42 @@ def _need_file(path: str | Path, field: str) -> Path:
 
 
 def _read_h5(path: str | Path, field: str = "input") -> Any:
+    """Read an .h5ad / .h5mu; a damaged or foreign file is a DataFormatError, not a traceback."""
     p = _need_file(path, field)
-    if p.suffix == ".h5mu":
-        import mudata as md
+    if p.is_dir():
+        raise InputError(f"{p} is a folder", field=field, fix="give an .h5ad or .h5mu file.")
+    if p.suffix in (".h5mu", ".h5ad"):
+        kind = "MuData (.h5mu)" if p.suffix == ".h5mu" else "AnnData (.h5ad)"
+        import h5py
 
-        md.set_options(pull_on_update=False)
-        return md.read_h5mu(p)
-    if p.suffix == ".h5ad":
-        import anndata as ad
+        if not h5py.is_hdf5(p):
+            with open(p, "rb") as fh:
+                head = fh.read(16)
+            raise DataFormatError(
+                f"{p} is not an HDF5 file (it starts with {head!r})",
+                field=field,
+                fix=f"give a {kind} file written by anndata/mudata; a renamed text or CSV file "
+                "does not work.",
+            )
+        try:
+            if p.suffix == ".h5mu":
+                import mudata as md
 
-        return ad.read_h5ad(p)
+                md.set_options(pull_on_update=False)
+                return md.read_h5mu(p)
+            import anndata as ad
+
+            return ad.read_h5ad(p)
+        except BiostructError:
+            raise
+        except Exception as exc:  # h5py/anndata errors on truncated or foreign files
+            msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise DataFormatError(
+                f"{p} cannot be read as {kind} ({type(exc).__name__}: {msg})",
+                field=field,
+                fix="the file is truncated or was not written by anndata/mudata: write or "
+                "download it again.",
+            ) from None
     raise InputError(
         f"{p} is neither .h5ad nor .h5mu", field=field, fix="give an AnnData .h5ad or MuData .h5mu."
     )
@@ -256,6 +351,13 @@ def _dataset_or_file(args: argparse.Namespace, suffix: str) -> Any:
                 field="--name",
                 fix="name a dataset from 'biostruct datasets list'.",
             )
+        known = list(datasets.list())
+        if args.name not in known:
+            raise ConfigError(
+                f"unknown dataset {args.name!r}",
+                field="--name",
+                fix=_did_you_mean(args.name, known) + f"known: {', '.join(known)}.",
+            )
         return datasets.load(args.name)
     if not args.path:
         raise ConfigError(
@@ -320,7 +422,14 @@ def cmd_grn_fit(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from biostruct.grn.api import infer_grn
+    from biostruct.grn.methods import METHODS
 
+    if args.method not in METHODS:
+        raise ConfigError(
+            f"unknown method {args.method!r}",
+            field="--method",
+            fix=_did_you_mean(args.method, list(METHODS)) + f"use one of {', '.join(METHODS)}.",
+        )
     adata = _read_h5(args.input)
     prior = None if args.prior in (None, "", "none") else args.prior
     truth = None if args.truth in (None, "", "none") else args.truth
@@ -652,11 +761,99 @@ def workflow_dir() -> Path:
     )
 
 
+#: Names that become folders (dataset names, prior keys): the same pattern as the workflow's
+#: wildcard_constraints (workflows/rules/common.smk). No '..', no leading '.' or '-', no shell
+#: metacharacters.
+SAFE_NAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]|\.(?!\.))*")
+
+
+def check_run_config(path: str | Path, *, allow_yte: bool = False) -> dict[str, Any]:
+    """Read a workflow config with ``yaml.safe_load`` and check it before Snakemake sees it.
+
+    Snakemake evaluates YTE templates (``__use_yte__: true``), which run Python code from the
+    file, even in a dry run: such a config is refused unless ``allow_yte``. Dataset names and
+    prior keys become folder names, so they must match :data:`SAFE_NAME`; names under ``run``
+    must be defined under ``datasets`` (with a did-you-mean).
+
+    Raises
+    ------
+    ConfigError
+        Unreadable YAML, a YTE config without ``allow_yte``, an unsafe or unknown name.
+    """
+    cfg = _load_config(str(path))
+    if "__use_yte__" in cfg and not allow_yte:
+        raise ConfigError(
+            "the config is a YTE template (__use_yte__), which Snakemake would evaluate as "
+            "Python code",
+            field=f"{path}: __use_yte__",
+            fix="write plain YAML, or pass --allow-yte if you trust every line of this file.",
+        )
+    for part in ("grn", "multiomics"):
+        sec = cfg.get(part) or {}
+        if not isinstance(sec, dict):
+            continue  # the schema reports it
+        datasets = sec.get("datasets") or {}
+        runs = sec.get("run") or []
+        names = list(datasets) if isinstance(datasets, dict) else []
+        for name in names + (list(runs) if isinstance(runs, list) else []):
+            if not SAFE_NAME.fullmatch(str(name)):
+                raise ConfigError(
+                    f"the name {name!r} cannot be used as a folder name",
+                    field=f"{part}.datasets",
+                    fix="use letters, digits, '_', '-' and single dots only (no '..', no "
+                    "leading '.' or '-', no spaces, quotes or '$').",
+                )
+        for name in runs if isinstance(runs, list) else []:
+            if names and name not in names:
+                raise ConfigError(
+                    f"{name!r} is not defined under {part}.datasets",
+                    field=f"{part}.run",
+                    fix=_did_you_mean(name, names) + f"defined: {', '.join(map(str, names))}.",
+                )
+        priors = list(sec.get("priors") or []) if part == "grn" else []
+        for spec in datasets.values() if isinstance(datasets, dict) else []:
+            if isinstance(spec, dict):
+                priors += list(spec.get("priors") or [])
+        for prior in priors:
+            if not SAFE_NAME.fullmatch(str(prior)):
+                raise ConfigError(
+                    f"the prior key {prior!r} cannot be used as a folder name",
+                    field="grn.priors",
+                    fix="use letters, digits, '_', '-' and single dots only.",
+                )
+    return cfg
+
+
+def _extra_configfiles(extra: Sequence[str]) -> list[str]:
+    """Config files named in the options passed through to Snakemake."""
+    files: list[str] = []
+    taking = False
+    for a in extra:
+        if a in ("--configfile", "--configfiles"):
+            taking = True
+        elif a.startswith(("--configfile=", "--configfiles=")):
+            files.append(a.split("=", 1)[1])
+            taking = False
+        elif taking and not a.startswith("-"):
+            files.append(a)
+        else:
+            taking = False
+    return files
+
+
 def snakemake_command(args: argparse.Namespace) -> list[str]:
-    """The ``python -m snakemake`` command line that ``biostruct run`` executes."""
+    """The ``python -m snakemake`` command line that ``biostruct run`` executes.
+
+    The config (and any ``--configfile`` passed through after ``--``) is checked first with
+    :func:`check_run_config`.
+    """
     wf = workflow_dir()
     target = {"grn": "grn_all", "multiomics": "multiomics_all", "all": "all"}[args.pipeline]
     config = args.config or str(wf / "config" / "default.yaml")
+    allow_yte = bool(getattr(args, "allow_yte", False))
+    check_run_config(_need_file(config, "--config"), allow_yte=allow_yte)
+    for extra_cfg in _extra_configfiles(args.snakemake_args or []):
+        check_run_config(_need_file(extra_cfg, "--configfile"), allow_yte=allow_yte)
     cmd = [
         sys.executable,
         "-m",
@@ -672,6 +869,8 @@ def snakemake_command(args: argparse.Namespace) -> list[str]:
         str(args.cores),
         "--printshellcmds",
         "--show-failed-logs",
+        # every rule writes atomically, so a job cut short by a kill is simply run again
+        "--rerun-incomplete",
     ]
     if args.profile:
         prof = Path(args.profile)
@@ -680,6 +879,8 @@ def snakemake_command(args: argparse.Namespace) -> list[str]:
         cmd += ["--workflow-profile", str(prof)]
     else:
         cmd += ["--workflow-profile", "none"]
+    if getattr(args, "unlock", False):
+        cmd.append("--unlock")
     if args.dry_run:
         cmd.append("--dry-run")
     if args.device:
@@ -690,12 +891,86 @@ def snakemake_command(args: argparse.Namespace) -> list[str]:
     return cmd
 
 
+#: seconds Snakemake gets to stop its jobs after a forwarded signal before it is killed
+STOP_GRACE_S = 30.0
+
+
+def _child_setup() -> None:  # pragma: no cover - runs in the child between fork and exec
+    os.setsid()  # its own process group: a signal to biostruct reaches it exactly once
+    try:  # Linux: Snakemake gets SIGTERM if biostruct itself is killed (even by SIGKILL)
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _lock_hint(args: argparse.Namespace) -> None:
+    locks = Path(args.directory).resolve() / ".snakemake" / "locks"
+    if locks.is_dir() and any(locks.iterdir()):
+        print(
+            f"biostruct: note: {locks} holds a lock, left by a run that was killed (or by a "
+            "run still active in this folder). If no other run uses this folder, remove it "
+            f"with 'biostruct run {args.pipeline} --unlock --directory {args.directory}' and "
+            "run again; jobs cut short are re-run (--rerun-incomplete).",
+            file=sys.stderr,
+        )
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    """Run Snakemake in its own process group; SIGTERM/SIGINT/SIGHUP are forwarded to it (and
+    to its jobs), and after a grace period the group is killed. Returns 128 + signal number
+    when stopped by a signal."""
     cmd = snakemake_command(args)
     print("+ " + " ".join(cmd), flush=True)
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")
-    return subprocess.call(cmd, env=env)
+    proc = subprocess.Popen(cmd, env=env, preexec_fn=_child_setup)  # noqa: PLW1509
+    received: list[int] = []
+
+    def forward(signum: int, _frame: Any) -> None:
+        received.append(signum)
+        try:
+            os.killpg(proc.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    sigs = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP]
+    old = {s: signal.signal(s, forward) for s in sigs}
+    deadline: float | None = None
+    try:
+        while True:
+            try:
+                rc = proc.wait(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if received and deadline is None:
+                deadline = time.monotonic() + STOP_GRACE_S
+            if deadline is not None and time.monotonic() > deadline:  # did not stop in time
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                deadline = float("inf")
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    if received:
+        name = signal.Signals(received[0]).name
+        print(
+            f"biostruct: stopped by {name}; Snakemake and its jobs were stopped. Run the same "
+            "command again to continue (finished results are kept, cut-short jobs re-run).",
+            file=sys.stderr,
+        )
+        try:  # jobs of the group that outlived Snakemake
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        return 128 + int(received[0])
+    if rc != 0:
+        _lock_hint(args)
+    return rc
 
 
 # ---------------------------------------------------------------------------------- parser
@@ -745,6 +1020,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--dry-run", action="store_true", help="show the jobs, run nothing")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the config device")
     p.add_argument("--report", help="also build Snakemake's report (.html or .zip) after the run")
+    p.add_argument(
+        "--unlock",
+        action="store_true",
+        help="remove the lock a killed run left in the run directory, then stop",
+    )
+    p.add_argument(
+        "--allow-yte",
+        action="store_true",
+        help="allow a YTE template config (__use_yte__), which runs Python code from the file; "
+        "only for configs you trust",
+    )
     p.epilog = "Options after '--' are passed to Snakemake unchanged, e.g. -- --keep-going"
     p.set_defaults(func=cmd_run)
 
@@ -920,6 +1206,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into e.g. `head`
         sys.stderr.close()
         return 0
+    except Exception as exc:  # a bug or an input nobody checked yet: one line, not a traceback
+        if os.environ.get("BIOSTRUCT_DEBUG"):
+            raise
+        print(
+            f"biostruct: unexpected error: {type(exc).__name__}: {exc}\n"
+            "biostruct: this is a bug or an input biostruct does not check yet; set "
+            "BIOSTRUCT_DEBUG=1 to see the traceback, and please report it.",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,6 +1,6 @@
 # Helpers shared by the rules: the python that runs biostruct, target lists, resources.
 import json
-import shlex
+import re
 import sys
 
 import yaml
@@ -21,10 +21,21 @@ os.environ["PATH"] = os.pathsep.join(
 ENV = "../envs/biostruct.yaml"
 
 
+# Names that become folders: letters, digits, '_', '-' and single dots; never '..', never a
+# leading dot or dash, never a shell metacharacter. The wildcards are constrained to the same
+# pattern (end of this file); check_config gives the readable error first.
+SAFE_NAME = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]|\.(?!\.))*"
+
+
 def check_config():
-    """Names listed under 'run' must be defined under 'datasets' (the schema cannot say so)."""
+    """Names listed under 'run' must be defined under 'datasets' (the schema cannot say so), and
+    every name that becomes part of a path must be a SAFE_NAME."""
+    bad = []
     for part in ("grn", "multiomics"):
         known = config[part]["datasets"]
+        for name in list(known) + list(config[part]["run"]):
+            if not re.fullmatch(SAFE_NAME, str(name)):
+                bad.append((f"{part}.datasets", name))
         for name in config[part]["run"]:
             if name not in known:
                 raise ValueError(
@@ -32,6 +43,16 @@ def check_config():
                     f"{part}.datasets (defined: {sorted(known)}). Fix: add it there or remove it "
                     "from the run list."
                 )
+    g = config["grn"]
+    priors = list(g["priors"]) + [p for d in g["datasets"].values() for p in d.get("priors", [])]
+    bad += [("grn.priors", p) for p in priors if not re.fullmatch(SAFE_NAME, str(p))]
+    if bad:
+        where, name = bad[0]
+        raise ValueError(
+            f"config: {where}: the name {name!r} cannot be used as a folder name. Fix: use "
+            "letters, digits, '_', '-' and single dots only (no '..', no leading '.' or '-', "
+            "no spaces, quotes or '$')."
+        )
 
 
 check_config()
@@ -89,102 +110,123 @@ def mo_dataset(wildcards):
 
 
 def opt(flag, value):
-    """A command-line option, or nothing when the value is unset."""
+    """A command-line option as a list of arguments, or [] when the value is unset.
+
+    Rules pass these lists as ``{params.args:q}``: Snakemake quotes every element on its own,
+    so no config value or file name ever reaches the shell unquoted.
+    """
     if value is None or value == "" or value is False:
-        return ""
+        return []
     if isinstance(value, (list, tuple)):
-        return f"{flag} " + " ".join(shlex.quote(str(v)) for v in value)
-    return f"{flag} {shlex.quote(str(value))}"
+        return [flag, *(str(v) for v in value)]
+    return [flag, str(value)]
+
+
+def args(*options):
+    """The concatenation of ``opt(...)`` lists and single flags."""
+    out = []
+    for o in options:
+        out.extend([o] if isinstance(o, str) else o)
+    return out
 
 
 def grn_prepare_args(wildcards):
     d = grn_dataset(wildcards)
     sim = d.get("simulate", {})
-    return " ".join(
-        [
-            opt("--source", d["source"]),
-            opt("--name", d.get("name")),
-            opt("--path", d.get("path")),
-            opt("--prior-file", d.get("prior_file")),
-            opt("--n-trajectories", sim.get("n_trajectories")),
-            opt("--times", sim.get("times")),
-            opt("--noise-sd", sim.get("noise_sd")),
-            opt("--n-genes", d.get("n_genes")),
-            opt("--time-key", d.get("time_key", "time")),
-            opt("--trajectory-key", d.get("trajectory_key", "trajectory")),
-            opt("--seed", config["seed"]),
-        ]
+    return args(
+        opt("--source", d["source"]),
+        opt("--name", d.get("name")),
+        opt("--path", d.get("path")),
+        opt("--prior-file", d.get("prior_file")),
+        opt("--n-trajectories", sim.get("n_trajectories")),
+        opt("--times", sim.get("times")),
+        opt("--noise-sd", sim.get("noise_sd")),
+        opt("--n-genes", d.get("n_genes")),
+        opt("--time-key", d.get("time_key", "time")),
+        opt("--trajectory-key", d.get("trajectory_key", "trajectory")),
+        opt("--seed", config["seed"]),
     )
 
 
 def grn_fit_args(wildcards):
     d = grn_dataset(wildcards)
     f = config["grn"]["fit"]
-    return " ".join(
-        [
-            opt("--method", wildcards.method),
-            opt("--prior", wildcards.prior),
-            opt("--truth", d.get("truth", "none")),
-            opt("--hidden", f["hidden"]),
-            opt("--epochs", f["epochs"]),
-            opt("--knockouts", f["knockouts"]),
-            opt("--time-key", d.get("time_key", "time")),
-            opt("--trajectory-key", d.get("trajectory_key", "trajectory")),
-            opt("--train-kwargs", json.dumps(f["train_kwargs"]) if f["train_kwargs"] else ""),
-            opt("--device", config["device"]),
-            opt("--seed", config["seed"]),
-        ]
+    return args(
+        opt("--method", wildcards.method),
+        opt("--prior", wildcards.prior),
+        opt("--truth", d.get("truth", "none")),
+        opt("--hidden", f["hidden"]),
+        opt("--epochs", f["epochs"]),
+        opt("--knockouts", f["knockouts"]),
+        opt("--time-key", d.get("time_key", "time")),
+        opt("--trajectory-key", d.get("trajectory_key", "trajectory")),
+        opt("--train-kwargs", json.dumps(f["train_kwargs"]) if f["train_kwargs"] else ""),
+        opt("--device", config["device"]),
+        opt("--seed", config["seed"]),
+    )
+
+
+def grn_evaluate_args(wildcards):
+    return args(
+        opt("--truth", grn_dataset(wildcards).get("truth", "none")),
+        opt("--top", config["grn"]["evaluate"]["top_edges"]),
+        opt("--label", f"{wildcards.dataset}/{wildcards.method}/{wildcards.prior}"),
+    )
+
+
+def grn_report_args(wildcards):
+    title = f"GRN: {wildcards.dataset}, {wildcards.method}, {wildcards.prior}"
+    return args(
+        opt("--truth", grn_dataset(wildcards).get("truth", "none")),
+        opt("--title", title),
     )
 
 
 def mo_prepare_args(wildcards):
     d = mo_dataset(wildcards)
-    return " ".join(
-        [
-            opt("--source", d["source"]),
-            opt("--name", d.get("name")),
-            opt("--path", d.get("path")),
-            opt("--n-cells", d.get("n_cells")),
-            opt("--max-features", d.get("max_features")),
-            opt("--label-key", d.get("label_key")),
-            opt("--seed", config["seed"]),
-        ]
+    return args(
+        opt("--source", d["source"]),
+        opt("--name", d.get("name")),
+        opt("--path", d.get("path")),
+        opt("--n-cells", d.get("n_cells")),
+        opt("--max-features", d.get("max_features")),
+        opt("--label-key", d.get("label_key")),
+        opt("--seed", config["seed"]),
     )
 
 
 def mo_fit_args(wildcards):
     d = mo_dataset(wildcards)
     f = config["multiomics"]["fit"]
-    return " ".join(
-        [
-            opt("--graph", d.get("graph")),
-            opt("--n-latent", f["n_latent"]),
-            opt("--max-epochs", f["max_epochs"]),
-            opt("--batch-key", d.get("batch_key")),
-            opt("--train-kwargs", json.dumps(f["train_kwargs"]) if f["train_kwargs"] else ""),
-            opt("--device", config["device"]),
-            opt("--seed", config["seed"]),
-        ]
+    return args(
+        opt("--graph", d.get("graph")),
+        opt("--n-latent", f["n_latent"]),
+        opt("--max-epochs", f["max_epochs"]),
+        opt("--batch-key", d.get("batch_key")),
+        opt("--train-kwargs", json.dumps(f["train_kwargs"]) if f["train_kwargs"] else ""),
+        opt("--device", config["device"]),
+        opt("--seed", config["seed"]),
     )
 
 
 def mo_analyse_args(wildcards):
     a = config["multiomics"]["analyse"]
-    return " ".join(
-        [
-            "" if a["umap"] else "--no-umap",
-            opt("--max-groups", a["max_groups"]),
-            opt("--min-cells", a["min_cells"]),
-            opt("--de-cells", a["de_cells"]),
-            opt("--de-samples", a["de_samples"]),
-            opt("--device", config["device"]),
-            opt("--seed", config["seed"]),
-        ]
+    return args(
+        [] if a["umap"] else ["--no-umap"],
+        opt("--max-groups", a["max_groups"]),
+        opt("--min-cells", a["min_cells"]),
+        opt("--de-cells", a["de_cells"]),
+        opt("--de-samples", a["de_samples"]),
+        opt("--device", config["device"]),
+        opt("--seed", config["seed"]),
     )
 
 
-def mo_label_key(wildcards):
-    return mo_dataset(wildcards).get("label_key") or ""
+def mo_report_args(wildcards):
+    return args(
+        opt("--label-key", mo_dataset(wildcards).get("label_key")),
+        opt("--title", f"Multi-omics: {wildcards.dataset}"),
+    )
 
 
 def write_text_atomic(path, text):
@@ -200,6 +242,6 @@ def write_text_atomic(path, text):
 
 
 wildcard_constraints:
-    dataset="[^/]+",
-    method="[^/]+",
-    prior="[^/]+",
+    dataset=SAFE_NAME,
+    method="[a-z0-9_]+",
+    prior=SAFE_NAME,

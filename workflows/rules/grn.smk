@@ -27,7 +27,7 @@ rule grn_prepare:
     conda:
         ENV
     shell:
-        "biostruct grn prepare {params.args} --out {output} > {log} 2>&1"
+        "biostruct grn prepare {params.args:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule grn_fit:
@@ -51,8 +51,8 @@ rule grn_fit:
     conda:
         ENV
     shell:
-        "OMP_NUM_THREADS={threads} biostruct grn fit {input} {params.args}"
-        " --model-dir {output.model} --out {output.h5ad} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} biostruct grn fit {input:q} {params.args:q}"
+        " --model-dir {output.model:q} --out {output.h5ad:q} > {log:q} 2>&1"
 
 
 rule grn_evaluate:
@@ -63,9 +63,7 @@ rule grn_evaluate:
         edges="results/grn/{dataset}/{method}/{prior}/edges.csv",
         metrics="results/grn/{dataset}/{method}/{prior}/metrics.json",
     params:
-        truth=lambda wc: grn_dataset(wc).get("truth", "none"),
-        top=config["grn"]["evaluate"]["top_edges"],
-        label="{dataset}/{method}/{prior}",
+        args=grn_evaluate_args,
     log:
         "logs/grn/{dataset}/{method}/{prior}/evaluate.log",
     benchmark:
@@ -73,9 +71,8 @@ rule grn_evaluate:
     conda:
         ENV
     shell:
-        "biostruct grn evaluate {input} --truth {params.truth} --top {params.top}"
-        " --label {params.label} --edges {output.edges} --metrics {output.metrics}"
-        " --out {output.h5ad} > {log} 2>&1"
+        "biostruct grn evaluate {input:q} {params.args:q} --edges {output.edges:q}"
+        " --metrics {output.metrics:q} --out {output.h5ad:q} > {log:q} 2>&1"
 
 
 rule grn_report:
@@ -91,7 +88,7 @@ rule grn_report:
             labels={"dataset": "{dataset}", "method": "{method}", "prior": "{prior}"},
         ),
     params:
-        truth=lambda wc: grn_dataset(wc).get("truth", "none"),
+        args=grn_report_args,
     log:
         "logs/grn/{dataset}/{method}/{prior}/report.log",
     benchmark:
@@ -99,9 +96,8 @@ rule grn_report:
     conda:
         ENV
     shell:
-        "biostruct report grn {input.h5ad} --truth {params.truth} --config {input.config}"
-        " --title 'GRN: {wildcards.dataset}, {wildcards.method}, {wildcards.prior}'"
-        " --out {output} > {log} 2>&1"
+        "biostruct report grn {input.h5ad:q} {params.args:q} --config {input.config:q}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule grn_summary:
@@ -119,4 +115,4 @@ rule grn_summary:
     conda:
         ENV
     shell:
-        "biostruct grn summarise {input} --out {output} > {log} 2>&1"
+        "biostruct grn summarise {input:q} --out {output:q} > {log:q} 2>&1"

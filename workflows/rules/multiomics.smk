@@ -14,7 +14,7 @@ rule multiomics_prepare:
     conda:
         ENV
     shell:
-        "biostruct multiomics prepare {params.args} --out {output} > {log} 2>&1"
+        "biostruct multiomics prepare {params.args:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule multiomics_fit:
@@ -38,8 +38,8 @@ rule multiomics_fit:
     conda:
         ENV
     shell:
-        "OMP_NUM_THREADS={threads} biostruct multiomics fit {input} {params.args}"
-        " --model-dir {output.model} --out {output.h5mu} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} biostruct multiomics fit {input:q} {params.args:q}"
+        " --model-dir {output.model:q} --out {output.h5mu:q} > {log:q} 2>&1"
 
 
 rule multiomics_analyse:
@@ -62,8 +62,9 @@ rule multiomics_analyse:
     conda:
         ENV
     shell:
-        "OMP_NUM_THREADS={threads} biostruct multiomics analyse {input.h5mu} {params.args}"
-        " --model-dir {input.model} --de-dir {output.de} --out {output.h5mu} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} biostruct multiomics analyse {input.h5mu:q} {params.args:q}"
+        " --model-dir {input.model:q} --de-dir {output.de:q} --out {output.h5mu:q}"
+        " > {log:q} 2>&1"
 
 
 rule multiomics_report:
@@ -79,7 +80,7 @@ rule multiomics_report:
             labels={"dataset": "{dataset}"},
         ),
     params:
-        label=mo_label_key,
+        args=mo_report_args,
     log:
         "logs/multiomics/{dataset}/report.log",
     benchmark:
@@ -87,6 +88,5 @@ rule multiomics_report:
     conda:
         ENV
     shell:
-        "biostruct report multiomics {input.h5mu} --de-dir {input.de}"
-        " --label-key '{params.label}' --config {input.config}"
-        " --title 'Multi-omics: {wildcards.dataset}' --out {output} > {log} 2>&1"
+        "biostruct report multiomics {input.h5mu:q} --de-dir {input.de:q} {params.args:q}"
+        " --config {input.config:q} --out {output:q} > {log:q} 2>&1"
