@@ -968,6 +968,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         except (ProcessLookupError, PermissionError):
             pass
         return 128 + int(received[0])
+    if rc < 0:  # Snakemake itself was killed by a signal
+        rc = 128 - rc
     if rc != 0:
         _lock_hint(args)
     return rc
