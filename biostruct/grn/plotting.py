@@ -58,6 +58,12 @@ def grn_training(adata: Any, key: str = "grn", *, show: bool = False) -> Any:
     return fig
 
 
+def _offdiag(e: np.ndarray) -> np.ndarray:
+    e = np.nan_to_num(np.array(e, dtype=np.float64))
+    np.fill_diagonal(e, 0.0)
+    return e
+
+
 def grn_heatmap(
     adata: Any,
     key: str = "grn",
@@ -66,26 +72,39 @@ def grn_heatmap(
     max_genes: int = 60,
     show: bool = False,
 ) -> Any:
-    """Signed effect matrix (regulator rows) as a heatmap.
+    """Signed effect matrix (regulator rows) as a heatmap, self-effects left out.
 
-    Without ``genes``, the ``max_genes`` genes with the largest total |effect| are shown.
-    Returns the Axes.
+    Without ``genes``, only genes with at least one edge are shown: the ``max_genes`` with the
+    largest total |effect| (in and out), most connected first. Returns the Axes.
     """
     plt = _plt()
     _uns(adata, key)
-    e = np.asarray(adata.varp[key], dtype=np.float64)
+    e = _offdiag(np.asarray(adata.varp[key], dtype=np.float64))
     names = np.asarray(adata.var_names).astype(str)
     if genes is not None:
+        missing = [g for g in genes if g not in set(names)]
+        if missing:
+            raise InputError(
+                f"genes not in adata.var_names: {missing[:5]}",
+                field="genes",
+                fix="pass names from adata.var_names",
+            )
         idx = np.array([list(names).index(g) for g in genes])
     else:
         strength = np.abs(e).sum(0) + np.abs(e).sum(1)
-        idx = np.sort(np.argsort(-strength)[:max_genes])
+        idx = np.flatnonzero(strength > 0)
+        idx = idx[np.argsort(-strength[idx], kind="stable")][:max_genes]
+    fig, ax = plt.subplots(figsize=(6, 5))
+    if idx.size == 0:
+        ax.text(0.5, 0.5, "no edges between different genes", ha="center", va="center")
+        ax.set_axis_off()
+        return ax
     sub = e[np.ix_(idx, idx)]
     lim = float(np.abs(sub).max()) or 1.0
-    fig, ax = plt.subplots(figsize=(6, 5))
     im = ax.imshow(sub, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
     ax.set_xlabel("target")
     ax.set_ylabel("regulator")
+    ax.set_title(f"{idx.size} genes with edges (of {len(names)})" if genes is None else "")
     if len(idx) <= 40:
         ax.set_xticks(range(len(idx)), names[idx], rotation=90, fontsize=6)
         ax.set_yticks(range(len(idx)), names[idx], fontsize=6)
@@ -96,10 +115,27 @@ def grn_heatmap(
     return ax
 
 
+def _drop_overlapping_labels(fig: Any, texts: list[Any], priority: Sequence[float]) -> int:
+    """Hide labels whose drawn boxes overlap a more important one; returns how many."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    kept: list[Any] = []
+    hidden = 0
+    for i in sorted(range(len(texts)), key=lambda k: -float(priority[k])):
+        box = texts[i].get_window_extent(renderer).expanded(1.05, 1.1)
+        if any(box.overlaps(b) for b in kept):
+            texts[i].set_visible(False)
+            hidden += 1
+        else:
+            kept.append(box)
+    return hidden
+
+
 def grn_network(adata: Any, key: str = "grn", *, top: int = 50, show: bool = False) -> Any:
     """Graph of the ``top`` strongest edges (red activation, blue repression), circular layout.
 
-    Returns the Axes.
+    Labels that would overlap a label of a more connected gene are left out (the title says how
+    many). Returns the Axes.
     """
     from biostruct.grn.extract import edge_table
 
@@ -111,7 +147,10 @@ def grn_network(adata: Any, key: str = "grn", *, top: int = 50, show: bool = Fal
     pos = {n: (np.cos(a), np.sin(a)) for n, a in zip(nodes, angle)}
     fig, ax = plt.subplots(figsize=(6, 6))
     wmax = float(edges["weight"].abs().max()) if len(edges) else 1.0
+    strength = dict.fromkeys(nodes, 0.0)
     for s, t, w in zip(edges["source"], edges["target"], edges["weight"]):
+        strength[s] += abs(w)
+        strength[t] += abs(w)
         (x0, y0), (x1, y1) = pos[s], pos[t]
         ax.annotate(
             "",
@@ -127,12 +166,27 @@ def grn_network(adata: Any, key: str = "grn", *, top: int = 50, show: bool = Fal
             },
         )
     regulators = set(edges["source"])
+    texts = []
     for n, (x, y) in pos.items():
         ax.scatter([x], [y], s=60, color="0.2" if n in regulators else "0.7", zorder=3)
-        ax.text(1.08 * x, 1.08 * y, n, fontsize=6, ha="center", va="center")
+        texts.append(
+            ax.text(
+                1.1 * x,
+                1.1 * y,
+                n,
+                fontsize=6,
+                ha="left" if x > 0.01 else ("right" if x < -0.01 else "center"),
+                va="center",
+            )
+        )
     ax.set_aspect("equal")
+    ax.set_xlim(-1.45, 1.45)
+    ax.set_ylim(-1.3, 1.3)
     ax.axis("off")
-    ax.set_title(f"top {len(edges)} edges")
+    hidden = _drop_overlapping_labels(fig, texts, [strength[n] for n in nodes])
+    ax.set_title(
+        f"top {len(edges)} edges" + (f" ({hidden} overlapping labels left out)" if hidden else "")
+    )
     if show:
         plt.show()
     return ax

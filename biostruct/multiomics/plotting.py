@@ -11,7 +11,18 @@ from biostruct.errors import InputError
 from biostruct.multiomics.analysis import latent_neighbors
 from biostruct.multiomics.graph import DAGSpec, parse_graph
 
-__all__ = ["dag_graph", "dagvae_training", "dagvae_umap"]
+__all__ = ["categorical_colours", "dag_graph", "dagvae_training", "dagvae_umap"]
+
+
+def categorical_colours(n: int) -> list[str]:
+    """``n`` colours that stay distinct past 10 categories: scanpy's choice (``default_20`` up
+    to 20, ``default_28`` up to 28, ``default_102`` up to 102, then repeating)."""
+    from scanpy.plotting import palettes
+
+    base = (
+        palettes.default_20 if n <= 20 else palettes.default_28 if n <= 28 else palettes.default_102
+    )
+    return [str(base[i % len(base)]) for i in range(n)]
 
 
 def _graph_of(obj: Any, key: str) -> DAGSpec:
@@ -198,10 +209,10 @@ def dagvae_umap(
     val = mdata.obs[color]
     if isinstance(val.dtype, pd.CategoricalDtype) or val.dtype == object:
         cat = pd.Categorical(val.astype(str))
-        cmap = plt.get_cmap("tab20")
+        colours = categorical_colours(len(cat.categories))
         for i, name in enumerate(cat.categories):
             sel = cat == name
-            ax.scatter(xy[sel, 0], xy[sel, 1], s=3, color=cmap(i % 20), label=str(name))
+            ax.scatter(xy[sel, 0], xy[sel, 1], s=3, color=colours[i], label=str(name))
         if len(cat.categories) <= 30:
             ax.legend(markerscale=4, fontsize=7, bbox_to_anchor=(1.0, 1.0), loc="upper left")
     else:

@@ -67,6 +67,74 @@ _PAGE_STATE = r"""
 """
 
 
+# Text boxes (one per line of each text node, HTML and SVG), clipped by scrolling/overflow
+# containers; pairs that overlap by more than 1 px in both directions. Scope: the first screen
+# (the viewport at scroll 0), and each plot as a whole.
+_TEXT_LAYOUT = r"""
+(() => {
+  const W = window.innerWidth, H = window.innerHeight;
+  function clip(el, r) {
+    let c = {l: r.left, t: r.top, r: r.right, b: r.bottom};
+    for (let a = el.parentElement; a && a !== document.documentElement; a = a.parentElement) {
+      const cs = getComputedStyle(a);
+      if (cs.overflowX !== 'visible' || cs.overflowY !== 'visible') {
+        const ar = a.getBoundingClientRect();
+        c = {l: Math.max(c.l, ar.left), t: Math.max(c.t, ar.top),
+             r: Math.min(c.r, ar.right), b: Math.min(c.b, ar.bottom)};
+      }
+    }
+    return c;
+  }
+  function boxes(root) {
+    const out = [];
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    let n;
+    while ((n = walker.nextNode())) {
+      const text = n.textContent.trim();
+      if (!text) continue;
+      const el = n.parentElement;
+      if (!el || el.closest('script, style, noscript, title')) continue;
+      const cs = getComputedStyle(el);
+      if (cs.visibility === 'hidden' || cs.display === 'none') continue;
+      let op = 1;
+      for (let a = el; a; a = a.parentElement) { op *= parseFloat(getComputedStyle(a).opacity); }
+      if (op < 0.05) continue;
+      let rects;
+      if (el instanceof SVGElement) { rects = [el.getBoundingClientRect()]; }
+      else { const range = document.createRange(); range.selectNodeContents(n);
+             rects = Array.from(range.getClientRects()); }
+      for (const r of rects) {
+        if (r.width < 1 || r.height < 1) continue;
+        const c = clip(el, r);
+        if (c.r - c.l < 1 || c.b - c.t < 1) continue;
+        out.push({text: text.slice(0, 60), l: c.l, t: c.t, r: c.r, b: c.b});
+      }
+    }
+    return out;
+  }
+  function overlaps(bs) {
+    const out = [];
+    for (let i = 0; i < bs.length; i++) for (let j = i + 1; j < bs.length; j++) {
+      const a = bs[i], b = bs[j];
+      if (Math.min(a.r, b.r) - Math.max(a.l, b.l) > 1 && Math.min(a.b, b.b) - Math.max(a.t, b.t) > 1)
+        out.push([a.text, b.text]);
+    }
+    return out;
+  }
+  window.scrollTo(0, 0);
+  const screen = boxes(document.body).filter(c => c.b > 0 && c.t < H && c.r > 0 && c.l < W);
+  const plots = {};
+  document.querySelectorAll('.plotly-graph-div').forEach(d => { plots[d.id] = overlaps(boxes(d)); });
+  const rect = id => { const e = document.getElementById(id); if (!e) return null;
+    const r = e.getBoundingClientRect(); return {top: r.top, bottom: r.bottom, left: r.left,
+    right: r.right, height: r.height}; };
+  return JSON.stringify({viewport: [W, H], nText: screen.length, overlaps: overlaps(screen),
+    plotOverlaps: plots, headline: rect('headline'), verdict: rect('verdict'),
+    verdictClass: (document.getElementById('verdict') || {className: ''}).className});
+})()
+"""
+
+
 @dataclass
 class BrowserCheck:
     """What Chromium saw when opening a report."""
@@ -79,6 +147,26 @@ class BrowserCheck:
     provenance_json: bool = False
     missing_anchors: list[str] = field(default_factory=list)
     title: str = ""
+    viewport: tuple[int, int] = (0, 0)
+    first_screen_texts: int = 0
+    first_screen_overlaps: list[list[str]] = field(default_factory=list)
+    plot_overlaps: dict[str, list[list[str]]] = field(default_factory=dict)
+    headline_box: dict[str, float] | None = None
+    verdict_box: dict[str, float] | None = None
+    verdict_class: str = ""
+
+    @property
+    def overlapping_text(self) -> list[list[str]]:
+        """Pairs of overlapping text boxes: in the first screen, and inside any plot."""
+        out = list(self.first_screen_overlaps)
+        for pairs in self.plot_overlaps.values():
+            out.extend(pairs)
+        return out
+
+    def in_first_screen(self, box: dict[str, float] | None) -> bool:
+        """Whether ``box`` (``headline_box``, ``verdict_box``) lies fully inside the viewport
+        at scroll 0."""
+        return box is not None and box["top"] >= 0 and box["bottom"] <= self.viewport[1]
 
     @property
     def empty_plots(self) -> list[str]:
@@ -96,13 +184,15 @@ class BrowserCheck:
 
     @property
     def ok(self) -> bool:
-        """No console error, no network request, every plot and image rendered."""
+        """No console error, no network request, every plot and image rendered, no
+        overlapping text."""
         return not (
             self.console_errors
             or self.network_requests
             or self.empty_plots
             or self.broken_images
             or self.missing_anchors
+            or self.overlapping_text
         )
 
 
@@ -277,6 +367,20 @@ def _open(
         check.provenance_json = state["provenance"]
         check.missing_anchors = state["missingAnchors"]
         check.title = state["title"]
+        layout = json.loads(
+            cdp.send(
+                "Runtime.evaluate",
+                {"expression": _TEXT_LAYOUT, "returnByValue": True},
+                session=session,
+            )["result"]["value"]
+        )
+        check.viewport = (int(layout["viewport"][0]), int(layout["viewport"][1]))
+        check.first_screen_texts = int(layout["nText"])
+        check.first_screen_overlaps = layout["overlaps"]
+        check.plot_overlaps = {k: v for k, v in layout["plotOverlaps"].items() if v}
+        check.headline_box = layout["headline"]
+        check.verdict_box = layout["verdict"]
+        check.verdict_class = layout["verdictClass"]
         cdp.drain()
         for ev in cdp.log:
             m, p = ev.get("method"), ev.get("params", {})
@@ -307,7 +411,13 @@ def _open(
 
 
 def check_report(
-    path: str | Path, *, binary: str | None = None, settle_s: float = 0.5, timeout_s: float = 60.0
+    path: str | Path,
+    *,
+    binary: str | None = None,
+    settle_s: float = 0.5,
+    timeout_s: float = 60.0,
+    width: int = 1400,
+    height: int = 900,
 ) -> BrowserCheck:
     """Open ``path`` from ``file://`` in headless Chromium and report what happened.
 
@@ -319,13 +429,16 @@ def check_report(
         Chromium executable (default :func:`find_chromium`).
     settle_s, timeout_s
         Poll interval, and the longest wait for the page load and for plots to render.
+    width, height
+        The viewport: the "first screen" whose text is checked for overlaps.
 
     Returns
     -------
     BrowserCheck
-        Console errors, non-local requests, per-plot and per-image render state.
+        Console errors, non-local requests, per-plot and per-image render state, overlapping
+        text boxes, and where the headline and the verdict lie.
     """
-    cdp, _, check = _open(path, binary, 1400, 900, settle_s, timeout_s)
+    cdp, _, check = _open(path, binary, width, height, settle_s, timeout_s)
     cdp.close()
     return check
 
@@ -336,7 +449,7 @@ def screenshot(
     *,
     binary: str | None = None,
     width: int = 1400,
-    height: int = 1000,
+    height: int = 900,
     timeout_s: float = 60.0,
 ) -> Path:
     """Save a PNG of the first screen of a report (after its plots rendered)."""
