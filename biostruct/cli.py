@@ -433,7 +433,27 @@ def cmd_grn_fit(args: argparse.Namespace) -> int:
     adata = _read_h5(args.input)
     prior = None if args.prior in (None, "", "none") else args.prior
     truth = None if args.truth in (None, "", "none") else args.truth
+    varp = [str(k) for k in adata.varp.keys()]
+    if prior is not None and prior not in adata.varp and not Path(prior).is_file():
+        raise InputError(
+            f"{prior!r} is neither a key of varp (keys: {varp or 'none'}) nor a file",
+            field="--prior",
+            fix=_did_you_mean(prior, varp)
+            + "pass a varp key, a prior CSV file, or 'none' for methods without a prior.",
+        )
+    if args.key in varp and args.key == prior:
+        raise ConfigError(
+            f"the result key {args.key!r} is the prior's key: the fit would overwrite its input",
+            field="--key",
+            fix="choose another --key.",
+        )
     if truth is not None and truth not in adata.varp:
+        if args.truth != "true_network":  # asked for explicitly: say that it is not there
+            print(
+                f"biostruct: note: --truth {truth!r} is not a varp key ({varp}); edge metrics "
+                "are skipped.",
+                file=sys.stderr,
+            )
         truth = None  # no ground truth for this data set: metrics are skipped
     model, runtime = _timed_fit(
         infer_grn,
@@ -484,7 +504,8 @@ def cmd_grn_evaluate(args: argparse.Namespace) -> int:
         raise InputError(
             f"no network under varp[{args.key!r}]",
             field="--key",
-            fix="run 'biostruct grn fit' first or pass its --key.",
+            fix=_did_you_mean(args.key, [str(k) for k in adata.varp.keys()])
+            + "run 'biostruct grn fit' first or pass its --key.",
         )
     W = np.asarray(getattr(adata.varp[args.key], "toarray", lambda: adata.varp[args.key])())
     truth = adata.varp[args.truth] if args.truth and args.truth in adata.varp else None

@@ -112,3 +112,12 @@ def test_cli_as_a_process_prints_no_traceback(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "not an HDF5 file" in proc.stderr
+
+
+def test_misspelt_prior_key_and_result_over_the_prior(tmp_path, h5ad, capsys):
+    out = str(tmp_path / "o.h5ad")
+    err = _err(capsys, ["grn", "fit", str(h5ad), "--prior", "prir", "--out", out])
+    assert "--prior: 'prir' is neither a key of varp" in err and "did you mean 'prior'?" in err
+    err = _err(capsys, ["grn", "fit", str(h5ad), "--key", "prior", "--out", out])
+    assert "--key:" in err and "overwrite its input" in err
+    assert not (tmp_path / "o.h5ad").exists()
