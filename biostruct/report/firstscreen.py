@@ -109,7 +109,8 @@ def metrics_block(
 ) -> str:
     """Metrics grouped under plain headings, each with its value and a one-line meaning.
 
-    Keys missing from ``registry`` go to "Other stored values" under their stored name. The
+    Within a group, metrics follow the order of ``registry``. Keys missing from ``registry`` go
+    to "Other stored values" under their stored name. The
     stored key of every metric stays visible (small, in the third column) for users who look
     values up in ``uns``.
     """
@@ -117,6 +118,9 @@ def metrics_block(
     for k, v in values.items():
         m = registry.get(k)
         groups.setdefault(m.group if m else "Other stored values", []).append((k, v, m))
+    rank = {k: i for i, k in enumerate(registry)}
+    for rows in groups.values():
+        rows.sort(key=lambda r: rank.get(r[0], len(rank)))
     order = [g for g in group_order if g in groups] + [g for g in groups if g not in group_order]
     intro = group_intro or {}
     parts = [f'<div class="metrics" id="{html.escape(block_id)}">']

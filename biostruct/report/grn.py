@@ -146,6 +146,12 @@ GRN_METRICS: dict[str, Metric] = {
         _TOPK, "True edges (k)", "Edges in the ground truth, self-loops excluded."
     ),
     "n_predicted_nonzero": Metric(_KEPT, "Edges kept", "Non-zero effects between different genes."),
+    "precision_nonzero": Metric(
+        _KEPT,
+        "Kept edges that are true",
+        "Precision of the kept set (computed here: recall x true edges / kept edges).",
+        True,
+    ),
     "recall_nonzero": Metric(
         _KEPT, "True edges recovered", "Share of true edges among the kept edges.", True
     ),
@@ -337,6 +343,13 @@ def genes_with_edges(W: np.ndarray, limit: int | None = None) -> np.ndarray:
     return idx if limit is None else idx[:limit]
 
 
+def _colour_limit(m: np.ndarray) -> float:
+    """Colour scale limit: the 99th percentile of the non-zero |effects| (the few strongest
+    saturate instead of washing out the rest)."""
+    a = np.abs(m[m != 0])
+    return float(np.percentile(a, 99)) if a.size else 1.0
+
+
 def _network_blocks(
     W: np.ndarray, genes: list[str], edges: pd.DataFrame, truth: np.ndarray | None
 ) -> list[str]:
@@ -355,7 +368,7 @@ def _network_blocks(
     if truth is not None or connected.size > _HEATMAP_GENES:
         idx = connected[:_STATIC_HEATMAP_GENES]
         sub = off[np.ix_(idx, idx)]
-        vmax = float(np.abs(sub).max()) or 1.0
+        vmax = _colour_limit(sub)
         fig, axes = plt.subplots(
             1, 2 if truth is not None else 1, figsize=(11 if truth is not None else 6, 5)
         )
@@ -364,7 +377,7 @@ def _network_blocks(
         axes[0].set_title(f"Inferred effects ({idx.size} genes with edges)")
         axes[0].set_xlabel("target")
         axes[0].set_ylabel("regulator")
-        fig.colorbar(im, ax=axes[0], shrink=0.8, label="effect")
+        fig.colorbar(im, ax=axes.tolist(), shrink=0.8, label="effect", extend="both")
         if truth is not None:
             t = _offdiag(truth)[np.ix_(idx, idx)]
             axes[1].imshow(np.sign(t), cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
@@ -385,13 +398,15 @@ def _network_blocks(
                 fig,
                 "network heatmap",
                 f"Restricted to {more} (of {n_all:,} genes), most connected first; regulator "
-                "rows, target columns; red activation, blue repression; self-effects not shown.",
+                "rows, target columns; red activation, blue repression (colours saturate at the "
+                "99th percentile of |effect|); self-effects not shown.",
             )
         )
 
     top = connected[:_HEATMAP_GENES]
     sub = off[np.ix_(top, top)]
     names = [genes[i] for i in top]
+    lim = _colour_limit(sub)
     hm = go.Figure(
         go.Heatmap(
             z=sub,
@@ -399,7 +414,8 @@ def _network_blocks(
             y=names,
             colorscale="RdBu",
             reversescale=True,
-            zmid=0,
+            zmin=-lim,
+            zmax=lim,
             colorbar={"title": {"text": "effect"}},
             hovertemplate="%{y} → %{x}: %{z:.3g}<extra></extra>",
         )
@@ -932,14 +948,26 @@ def grn_report(
         "n_repressing": int((edges["weight"] < 0).sum()),
         "n_regulators": int(edges["source"].nunique()),
     }
+    sp = info.get("sparsity")
+    if isinstance(sp, Mapping) and "pooled" in sp and np.size(sp["pooled"]) == 1:
+        values["sparsity"] = float(np.asarray(sp["pooled"]).ravel()[0])
     for k in ("test_mse", "runtime_s", "train_seconds"):
         if k in info and np.size(info[k]) == 1:
-            values[k] = float(np.asarray(info[k]).ravel()[0])
+            v = float(np.asarray(info[k]).ravel()[0])
+            if np.isfinite(v):  # test_mse is NaN without test trajectories
+                values[k] = v
     ep = np.asarray(history.get("epoch", []))
     if ep.size:
         values["epochs_run"] = int(ep.size)
     for k, v in as_flat(metrics or report_metrics).items():
         values[k] = v
+    if values.get("n_predicted_nonzero") == len(edges):
+        del values["n_predicted_nonzero"]  # the same count as "Edges kept" above
+    try:
+        prec = float(values["recall_nonzero"]) * float(values["n_true_edges"]) / max(len(edges), 1)
+        values["precision_nonzero"] = prec
+    except (KeyError, TypeError, ValueError):
+        pass
     sec = rep.section(
         "metrics",
         "Metrics explained",

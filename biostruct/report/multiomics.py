@@ -894,8 +894,10 @@ def multiomics_report(
                 volcano = _volcano_block(df, rule, name, f"mo-volcano-{i}", r["caveats"])
                 if volcano:
                     sec.add(volcano)
-                elif r["caveats"]:
-                    sec.add(_caveat_html(r["caveats"]))
+                else:
+                    if r["caveats"]:
+                        sec.add(_caveat_html(r["caveats"]))
+                    sec.add(text_block(f"DE rule: {rule.text}; {r['n_de']:,} of {len(df):,}."))
             shown, how = _de_table(df, rule)
             href = label = None
             missing = ""
@@ -918,7 +920,7 @@ def multiomics_report(
                     f"mo-de-{i}",
                     searchable=True,
                     max_rows=_DE_ROWS,
-                    caption=f"{name}: DE = {rule.text}" if rule else name,
+                    caption=f"{name}: DE = yes by the rule above ({rule.column})" if rule else name,
                     order=how,
                     full_href=href,
                     full_label=label,

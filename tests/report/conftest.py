@@ -122,6 +122,12 @@ def make_dagvae_mdata(n_cells: int = 120, seed: int = 0):
 
 
 @pytest.fixture
+def grn_factory():
+    """``make_grn_adata`` itself, for tests that need another size."""
+    return make_grn_adata
+
+
+@pytest.fixture
 def grn_adata():
     return make_grn_adata()
 

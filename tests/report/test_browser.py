@@ -24,10 +24,28 @@ def _assert_clean(check) -> None:
     assert check.ok
 
 
-def test_grn_report_renders_offline(tmp_path, grn_adata):
+def _assert_first_screen(check, verdict: str) -> None:
+    """At 1400 x 900: the verdict and the whole headline visible without scrolling, and no two
+    text boxes overlapping there or inside any plot."""
+    assert check.viewport == (1400, 900)
+    assert check.in_first_screen(check.verdict_box), check.verdict_box
+    assert check.in_first_screen(check.headline_box), check.headline_box
+    assert check.verdict_box["bottom"] <= check.headline_box["top"]  # the verdict comes first
+    assert check.verdict_class == f"verdict {verdict}"
+    assert check.first_screen_texts > 30  # the overlap check saw the page's text
+    assert check.first_screen_overlaps == []
+    assert check.plot_overlaps == {}
+
+
+def test_grn_report_renders_offline(tmp_path, grn_factory):
+    # 60 genes: the network graph has more labels than fit without hiding some
+    grn_adata = grn_factory(n_genes=60)
+    grn_adata.uns["grn"]["warnings"] = ["validation loss rose over the last 20 epochs"]
     path = grn_report(grn_adata, tmp_path / "grn.html")
+    assert "labels left out where they would overlap" in path.read_text()
     check = check_report(path)
     _assert_clean(check)
+    _assert_first_screen(check, "bad")
     ids = {p["id"] for p in check.plots}
     assert {
         "grn-loss",
@@ -46,6 +64,7 @@ def test_multiomics_report_renders_offline(tmp_path, dagvae_mdata):
     mdata, de = dagvae_mdata
     check = check_report(multiomics_report(mdata, tmp_path / "mo.html", differential=de))
     _assert_clean(check)
+    _assert_first_screen(check, "good")
     ids = {p["id"] for p in check.plots}
     assert {
         "mo-dag",
@@ -64,12 +83,22 @@ def test_checker_catches_errors_requests_and_empty_plots(tmp_path):
         "<html><body><nav id='sidebar'><a href='#gone'>x</a></nav>"
         "<div class='plotly-graph-div' id='empty'></div>"
         "<img alt='remote' src='http://127.0.0.1:9/x.png'>"
+        "<div style='position:absolute;top:10px;left:10px'>first label</div>"
+        "<div style='position:absolute;top:14px;left:30px'>second label</div>"
+        "<div class='plotly-graph-div' id='svgplot'><svg width='300' height='80'>"
+        "<text x='10' y='40'>gene A</text><text x='16' y='42'>gene B</text></svg></div>"
+        "<div style='position:absolute;top:2000px'>below the first screen</div>"
+        "<div style='position:absolute;top:2004px;left:8px'>also below</div>"
         "<script>console.error('boom')</script></body></html>"
     )
     check = check_report(page, timeout_s=3)
     assert not check.ok
+    assert ["first label", "second label"] in check.first_screen_overlaps
+    assert check.plot_overlaps == {"svgplot": [["gene A", "gene B"]]}
+    assert not any("below" in a for pair in check.first_screen_overlaps for a in pair)
+    assert check.headline_box is None and not check.in_first_screen(check.headline_box)
     assert any("boom" in e for e in check.console_errors)
     assert "http://127.0.0.1:9/x.png" in check.network_requests
-    assert check.empty_plots == ["empty"]
+    assert check.empty_plots == ["empty", "svgplot"]
     assert check.broken_images == ["remote"]
     assert check.missing_anchors == ["#gone"]
