@@ -162,8 +162,8 @@ def fmt_pct(frac: float, digits: int = 1) -> str:
         return "n/a"
     pct = 100.0 * float(frac)
     if 0 < abs(pct) < 10 ** (-digits):
-        return f"< {10 ** (-digits):g} %"
-    return f"{pct:.{digits}f} %"
+        return f"< {10 ** (-digits):g}\u00a0%"
+    return f"{pct:.{digits}f}\u00a0%"
 
 
 def as_strings(v: Any) -> list[str]:

@@ -41,8 +41,8 @@ _HEATMAP_GENES = 40
 _STATIC_HEATMAP_GENES = 120
 _GRAPH_EDGES = 40
 _EDGE_ROWS = 1000
-_TOP_REGULATORS = 8
-_TOP_EDGES = 10
+_TOP_REGULATORS = 6
+_TOP_EDGES = 8
 
 _RANK = "Ranking of all gene pairs against the ground truth"
 _KEPT = "The edges the model kept (non-zero effects) against the ground truth"
@@ -785,9 +785,9 @@ def _headline_blocks(
     )
     reg_rows = []
     for src, r in agg.iterrows():
-        mine = a[a["source"] == src].head(3)
+        mine = a[a["source"] == src].head(2)
         strongest = ", ".join(
-            f"{html.escape(str(t))} ({'+' if x > 0 else '&minus;'})"
+            f'<span class="nw">{html.escape(str(t))} ({"+" if x > 0 else "&minus;"})</span>'
             for t, x in zip(mine["target"], mine["weight"])
         )
         n_act = int(r["act"])

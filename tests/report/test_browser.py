@@ -40,6 +40,8 @@ def _assert_first_screen(check, verdict: str) -> None:
 def test_grn_report_renders_offline(tmp_path, grn_factory):
     # 60 genes: the network graph has more labels than fit without hiding some
     grn_adata = grn_factory(n_genes=60)
+    # long names, as real regulators have: the headline tables must still not overlap
+    grn_adata.var_names = [f"MBP{i}_SWI{i}_input_long" for i in range(60)]
     grn_adata.uns["grn"]["warnings"] = ["validation loss rose over the last 20 epochs"]
     path = grn_report(grn_adata, tmp_path / "grn.html")
     assert "labels left out where they would overlap" in path.read_text()

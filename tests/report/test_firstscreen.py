@@ -277,7 +277,7 @@ def test_caveat_for_tiny_cluster_and_most_features_de(tmp_path, dagvae_mdata):
     first = htmllib.unescape(_first_screen(text))
     assert 'class="caveat"' in first
     assert "Only 12 cells on one side" in first and "unreliable" in first
-    assert "30 of 40 features (75.0 %) are called DE" in first
+    assert "30 of 40 features (75.0\u00a0%) are called DE" in first
     # a comparison without these problems gets no caveat
     labels[:60] = "7"
     mdata.obs["dagvae_cluster_rna"] = pd.Categorical(labels)
