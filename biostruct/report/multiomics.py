@@ -54,6 +54,8 @@ _P = ("pvals_adj", "padj", "fdr", "qval", "pval", "pvals", "p_value", "pvalue")
 _PROB = ("proba_de", "prob_de", "probability", "bayes_factor")
 _MAX_POINTS = 4000
 _DE_ROWS = 300
+_HEADLINE_DE = 6  # comparisons in the first screen's marker table
+_HEADLINE_CAVEATS = 3
 _FEATURE = ("feature", "gene", "names", "name", "peak")
 
 
@@ -361,6 +363,8 @@ def _comparison_cells(name: str, mdata: md.MuData, key: str) -> tuple[str, str, 
         return None
     labels = mdata.obs[ckey].astype(str)
     n1 = int((labels == group).sum())
+    if n1 == 0:  # not a cluster of this component (renamed, or another key)
+        return None
     return comp, group, n1, int(labels.notna().sum()) - n1
 
 
@@ -575,7 +579,7 @@ def _mo_headline(
     blocks = [lead, mini_table(comp_rows, head, "mo-components", "Components and clusters")]
     if de_rows:
         marker_rows = []
-        for r in de_rows:
+        for r in de_rows[:_HEADLINE_DE]:
             cells = f"{r['n1']:,}" if r.get("n1") is not None else ""
             markers = ", ".join(
                 f'{html.escape(m)} <span class="{"act" if x > 0 else "rep"}">'
@@ -595,7 +599,11 @@ def _mo_headline(
                     markers,
                 ]
             )
+        for r in de_rows:
             caveats.extend(f"{r['name']}: {c}" for c in r["caveats"])
+        title = "Cluster markers"
+        if len(de_rows) > _HEADLINE_DE:
+            title += f" (first {_HEADLINE_DE} of {len(de_rows)} comparisons)"
         blocks.append(
             mini_table(
                 marker_rows,
@@ -606,11 +614,17 @@ def _mo_headline(
                     "top DE features (↑ higher, ↓ lower in the cluster)",
                 ],
                 "mo-markers",
-                "Cluster markers",
+                title,
             )
         )
     if caveats:
-        blocks.append(_caveat_html(caveats))
+        shown = caveats[:_HEADLINE_CAVEATS]
+        if len(caveats) > len(shown):
+            shown.append(
+                f"... and {len(caveats) - len(shown)} more caveats: see each comparison under "
+                "Differential analysis."
+            )
+        blocks.append(_caveat_html(shown))
     return blocks
 
 

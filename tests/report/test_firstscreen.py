@@ -296,3 +296,20 @@ def test_component_without_structure_is_named(tmp_path, dagvae_mdata):
     first = htmllib.unescape(_first_screen(text))
     assert "atac: its clusters do not follow obs['cell_type']" in first
     assert "no structure matching the labels" in first
+
+
+def test_first_screen_keeps_many_comparisons_short(tmp_path, dagvae_mdata):
+    mdata, _ = dagvae_mdata
+    df = _de_frame(40)
+    # clusters 10-19 do not exist: no cell counts, so one caveat each (most features DE)
+    de = {f"rna: rna cluster {g} vs rest": df for g in range(10, 20)}
+    df = df.assign(is_de_fdr=np.arange(40) < 30)  # every comparison: most features DE
+    de = {name: df for name in de}
+    text = multiomics_report(mdata, tmp_path / "mo.html", differential=de).read_text()
+    first = htmllib.unescape(_first_screen(text))
+    _, rows = _table_rows(first, "mo-markers")
+    assert len(rows) == 6
+    assert "Cluster markers (first 6 of 10 comparisons)" in first
+    assert first.count("are called DE") == 3
+    assert "and 7 more caveats" in first
+    assert text.count('class="caveat"') == 1 + 10  # the headline's, and one per comparison
