@@ -860,6 +860,8 @@ def grn_report(
         ``uns[key]`` with ``params``, ``metrics``, ``history`` (per-epoch lists such as
         ``train_loss``, ``val_loss``, ``density``; ``pruning_events``) and ``sparsity``;
         ``layers[key + "_pred"]`` (predicted expression) and ``uns[key]["knockout"]``.
+        ``uns[key]["warnings"]`` (strings; empty or absent when the fit is fine) feeds the
+        verdict banner, and ``uns[key]["checks"]`` (strings), when present, lists what passed.
     path
         Output ``.html`` file (written atomically).
     key

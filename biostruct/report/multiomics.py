@@ -691,7 +691,8 @@ def multiomics_report(
         MuData with ``obsm["X_<key>_<component>"]`` latents, ``obs["<key>_cluster_<component>"]``
         clusters, optionally ``obsm["X_<key>_<component>_umap"]`` 2-D embeddings (else a PCA of
         the latent is shown), and ``uns[key]`` with ``graph``, ``params``, ``history``,
-        ``train_summary``, ``warnings``.
+        ``train_summary``; ``warnings`` (strings; empty or absent when the fit is fine) feeds
+        the verdict banner, and ``checks`` (strings), when present, lists what passed.
     path
         Output ``.html`` file (written atomically).
     key
