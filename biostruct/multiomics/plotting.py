@@ -172,7 +172,9 @@ def dagvae_umap(
     """UMAP (scanpy) of a component's latent, coloured by an obs column.
 
     The embedding is stored in ``obsm["X_{key}_{component}_umap"]`` (``_hat_umap`` for
-    ``kind="z_hat"``) and reused when present.
+    ``kind="z_hat"``) and reused when present; scanpy draws it with
+    ``sc.pl.embedding(mdata, basis="X_dagvae_rna_umap", color=...)`` (``sc.pl.umap`` looks only
+    at ``obsm["X_umap"]``). Categories are coloured with scanpy's palettes, distinct up to 102.
 
     Parameters
     ----------

@@ -14,6 +14,7 @@ import pytest
 from biostruct.report import grn as grn_mod
 from biostruct.report import grn_report, multiomics_report
 from biostruct.report._common import fmt, palette
+from biostruct.report.firstscreen import verdict_block
 from biostruct.report.multiomics import de_rule
 from biostruct.report.render import table_block
 
@@ -107,15 +108,31 @@ def test_red_banner_lists_every_warning(tmp_path, grn_adata):
             {"warnings": np.array([], dtype=object), "checks": ["loss finite", "no dead genes"]},
             "Checked: loss finite; no dead genes.",
         ),
+        ({"warnings": np.array(["", "nan"], dtype=object)}, "Fit checks passed"),
     ],
 )
-def test_green_verdict_without_warnings(tmp_path, grn_adata, uns, says):
-    grn_adata.uns["grn"].pop("warnings", None)
-    grn_adata.uns["grn"].update(uns)
+def test_green_verdict_without_warnings(uns, says):
+    banner = verdict_block(uns, "grn")
+    assert 'class="verdict good"' in banner and says in banner
+    assert "verdict bad" not in banner
+
+
+def test_green_verdict_in_the_report(tmp_path, grn_adata):
+    grn_adata.uns["grn"].pop("warnings", None)  # a file written before the fit checks
     text = grn_report(grn_adata, tmp_path / "g.html").read_text()
     assert 'class="verdict good"' in _first_screen(text)
-    assert says in text
+    assert "No fit warnings recorded" in text
     assert 'class="verdict bad"' not in text
+
+
+def test_problems_found_by_the_report_turn_the_banner_red(tmp_path, grn_adata):
+    grn_adata.varp["grn"] = np.zeros_like(grn_adata.varp["grn"])
+    grn_adata.uns["grn"]["warnings"] = []
+    text = grn_report(grn_adata, tmp_path / "g.html").read_text()
+    first = _first_screen(text)
+    assert 'class="verdict bad"' in first
+    assert "The network has no edges" in first and "found by this report" in first
+    assert "kept <b>no edges</b>" in first
 
 
 def test_dagvae_warnings_give_a_red_banner(tmp_path, dagvae_mdata):
