@@ -71,13 +71,25 @@ def _grn_config(name: str, **dataset) -> dict:
     }
 
 
-@pytest.mark.parametrize("name", [f"x$(touch {MARK})", "..", "a/../b", "-rf", "a b"])
+@pytest.mark.parametrize("name", [f"x$(touch {MARK})", ".."])
 def test_unsafe_dataset_names_are_refused_before_any_job(tmp_path, name):
     proc = _snakemake(tmp_path, _grn_config(name), "grn_all")
     assert proc.returncode != 0
     assert "cannot be used as a folder name" in proc.stdout, proc.stdout[-2000:]
     assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()
     _no_mark(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["a/../b", "-rf", "a b", ".hidden", "x;y", "ok"])
+def test_name_pattern_is_the_same_in_cli_and_workflow(name):
+    import re
+
+    from biostruct.cli import SAFE_NAME
+
+    smk = (REPO / "workflows/rules/common.smk").read_text()
+    pattern = re.search(r'^SAFE_NAME = r"(.+)"$', smk, re.M).group(1)
+    assert pattern == SAFE_NAME.pattern
+    assert bool(SAFE_NAME.fullmatch(name)) == (name == "ok")
 
 
 def test_unsafe_dataset_name_through_the_cli(tmp_path):
