@@ -56,6 +56,7 @@ _MAX_POINTS = 4000
 _DE_ROWS = 300
 _HEADLINE_DE = 6  # comparisons in the first screen's marker table
 _HEADLINE_CAVEATS = 3
+_EMBED_BYTES = 4_000_000
 _FEATURE = ("feature", "gene", "names", "name", "peak")
 
 
@@ -900,6 +901,7 @@ def multiomics_report(
             "Each comparison states its significance rule; red points in the volcano and "
             "'yes' in the table's DE column follow that same rule.",
         )
+        embed_left = _EMBED_BYTES  # all embedded CSVs of the page together
         for i, ((name, df), r) in enumerate(zip(de_items, de_rows)):
             rule = r["rule"]
             sec.add(f'<h3 id="{r["anchor"]}">{html.escape(name)}</h3>')
@@ -924,11 +926,15 @@ def multiomics_report(
                     ).as_posix()
                     label = f.name
                 else:
-                    uri = csv_data_uri(df)
+                    uri = csv_data_uri(df, max_bytes=embed_left)
                     if uri is not None:
                         href, label = uri, f"{_slug(name)}.csv (embedded in this page)"
+                        embed_left -= len(uri) * 3 // 4
                     else:
-                        missing = "The full table is too large to embed in the page."
+                        missing = (
+                            "The full table is not embedded (the page would grow too large); "
+                            "pass the folder of differential CSVs (de_dir) to link it."
+                        )
             sec.add(
                 table_block(
                     shown,

@@ -330,3 +330,18 @@ def test_first_screen_keeps_many_comparisons_short(tmp_path, dagvae_mdata):
     assert first.count("are called DE") == 3
     assert "and 7 more caveats" in first
     assert text.count('class="caveat"') == 1 + 10  # the headline's, and one per comparison
+
+
+def test_embedded_csvs_share_one_size_budget(tmp_path, dagvae_mdata, monkeypatch):
+    from biostruct.report import multiomics as mo_mod
+
+    mdata, _ = dagvae_mdata
+    df = _de_frame(400)
+    size = len(df.to_csv(index=False).encode())
+    monkeypatch.setattr(mo_mod, "_EMBED_BYTES", int(1.5 * size))  # room for one table
+    de = {f"rna: rna cluster {g} vs rest": df for g in range(3)}
+    text = multiomics_report(mdata, tmp_path / "x" / "mo.html", differential=de, de_dir=None)
+    text = text.read_text()
+    assert text.count('href="data:text/csv;base64,') == 1
+    assert text.count("The full table is not embedded") == 2
+    assert text.count("Showing the first 300 of 400 rows") == 3
