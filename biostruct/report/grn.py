@@ -928,6 +928,9 @@ def grn_report(
     rep.summary["observations"] = fmt_count(adata.n_obs)
     if trajectory_key in adata.obs:
         rep.summary["trajectories"] = fmt_count(adata.obs[trajectory_key].nunique())
+    score = info.get("score")
+    if isinstance(score, str) and score:
+        rep.summary["edge score"] = score  # what the weights are (effect, Jacobian, ...)
     runtime = info.get("runtime_s", info.get("train_seconds"))
     if runtime is not None:
         rep.summary["run time"] = fmt_duration(float(np.asarray(runtime).ravel()[0]))

@@ -150,8 +150,12 @@ def test_dagvae_warnings_give_a_red_banner(tmp_path, dagvae_mdata):
 def test_grn_headline_shows_top_regulators_and_signed_edges(tmp_path, grn_adata):
     grn_adata.uns["grn"]["metrics"]["n_predicted_nonzero"] = 42466.0
     grn_adata.uns["grn"]["metrics"]["signed_epr-"] = 2.5
+    grn_adata.uns["grn"]["score"] = "ensemble mean Jacobian"
     text = grn_report(grn_adata, tmp_path / "g.html").read_text()
     first = _first_screen(text)
+    assert (
+        '<span class="k">edge score</span> <span class="v">ensemble mean Jacobian</span>' in first
+    )
     edges = grn_mod.edge_table(grn_adata.varp["grn"], list(grn_adata.var_names))
     head, rows = _table_rows(first, "grn-top-edges")
     assert head[:4] == ["regulator", "target", "effect", "weight"]
