@@ -248,3 +248,57 @@ def test_numpy_in_a_checkpoint_state_is_stored_as_plain_values(tmp_path):
         torch.save(state, buf)
         _wrap_in_valid_header(tmp_path / "n.pt", buf.getvalue(), "grn-checkpoint", {})
         load_torch(tmp_path / "n.pt", kind="grn-checkpoint")
+
+
+@pytest.fixture()
+def saved_dagvae(tmp_path):
+    import anndata as ad
+    import pandas as pd
+
+    from biostruct.multiomics import dag_vae
+
+    rng = np.random.default_rng(0)
+    obs = pd.DataFrame(index=[f"c{i}" for i in range(40)])
+    rna = ad.AnnData(rng.poisson(2.0, size=(40, 12)).astype(np.float32), obs=obs.copy())
+    peaks = rng.random((40, 10)) < 0.3
+    peaks[:, 0] = True  # every cell has counts in both modalities
+    atac = ad.AnnData(peaks.astype(np.float32), obs=obs.copy())
+    rna.var_names = [f"g{i}" for i in range(12)]
+    atac.var_names = [f"p{i}" for i in range(10)]
+    mods = {"rna": rna, "atac": atac}
+    model = dag_vae(mods, max_epochs=1, n_latent=2, n_hidden=4, device="cpu", progress=False)
+    return model, model.save(tmp_path / "dagvae"), mods
+
+
+def test_dagvae_round_trip_and_damage(saved_dagvae):
+    from biostruct.multiomics.model import DAGVAE
+
+    model, path, mods = saved_dagvae
+    back = DAGVAE.load(path, mods, device="cpu")
+    np.testing.assert_array_equal(
+        back.get_latent_representation("rna"), model.get_latent_representation("rna")
+    )
+    good = (path / "model.pt").read_bytes()
+    bad = bytearray(good)
+    bad[-20] ^= 0x01
+    (path / "model.pt").write_bytes(bytes(bad))
+    with pytest.raises(ChecksumError, match="sha256"):
+        DAGVAE.load(path)
+    (path / "model.pt").write_bytes(good[:-100])
+    with pytest.raises(DataFormatError, match="truncated"):
+        DAGVAE.load(path)
+    (path / "model.pt").write_bytes(good)
+    meta = json.loads((path / "model.json").read_text())
+    meta["format_version"] = 99
+    (path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(DataFormatError, match="format_version 99"):
+        DAGVAE.load(path)
+    del meta["format_version"]  # an old layout
+    (path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(DataFormatError, match="format_version None"):
+        DAGVAE.load(path)
+    meta["format_version"] = 1
+    meta["n_features"]["rna"] = 99  # edited after saving
+    (path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(FingerprintMismatchError, match="meta_sha256"):
+        DAGVAE.load(path)
