@@ -324,7 +324,15 @@ def cmd_datasets_list(args: argparse.Namespace) -> int:
 
 def cmd_datasets_fetch(args: argparse.Namespace) -> int:
     from biostruct import datasets
+    from biostruct.datasets.manifests import manifests
 
+    known = sorted({*datasets.list(), *manifests()})
+    if args.name not in known:
+        raise ConfigError(
+            f"unknown dataset {args.name!r}",
+            field="name",
+            fix=_did_you_mean(args.name, known) + f"known: {', '.join(known)}.",
+        )
     paths = datasets.fetch(args.name)
     items = paths.items() if isinstance(paths, dict) else enumerate(paths)
     for _, p in items:
@@ -609,12 +617,17 @@ def cmd_mo_fit(args: argparse.Namespace) -> int:
 
     mdata = _read_h5(args.input)
     graph = None
-    if args.graph:
-        graph = (
-            _need_file(args.graph, "--graph")
-            if not args.graph.lstrip().startswith("{")
-            else json.loads(args.graph)
-        )
+    if args.graph and args.graph.lstrip().startswith("{"):
+        try:
+            graph = json.loads(args.graph)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"not valid JSON ({exc.msg} at character {exc.pos})",
+                field="--graph",
+                fix="give a DAG YAML file, or a JSON object in single quotes.",
+            ) from None
+    elif args.graph:
+        graph = _need_file(args.graph, "--graph")
     model, runtime = _timed_fit(
         dag_vae,
         args,
@@ -661,7 +674,13 @@ def cmd_mo_analyse(args: argparse.Namespace) -> int:
             sc.tl.umap(tmp, random_state=args.seed)
             mdata.obsm[f"X_{key}_{c}_umap"] = tmp.obsm["X_umap"]
     model = DAGVAE.load(_need_file(args.model_dir, "--model-dir"), mdata, device=args.device)
-    graph = mdata.uns[key]["graph"]
+    graph = mdata.uns.get(key, {}).get("graph") if hasattr(mdata.uns.get(key), "get") else None
+    if graph is None or "components" not in graph:
+        raise InputError(
+            f"uns[{key!r}] holds no graph",
+            field="input",
+            fix="pass the .h5mu written by 'biostruct multiomics fit' (with the same --key).",
+        )
     de_dir = Path(args.de_dir)
     tables: dict[str, pd.DataFrame] = {}
     specs = graph["components"]
@@ -1086,7 +1105,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="dataset name (with --source dataset)")
     p.add_argument("--path", help="your .h5ad (with --source file)")
     p.add_argument("--n-trajectories", type=int, default=10, help="simulated trajectories")
-    p.add_argument("--times", nargs="+", help="simulated time points (default 0 2 3 7 9)")
+    p.add_argument(
+        "--times", nargs="+", type=float, help="simulated time points (default 0 2 3 7 9)"
+    )
     p.add_argument("--noise-sd", type=float, default=0.0, help="noise added to simulated data")
     p.add_argument(
         "--prior-file",

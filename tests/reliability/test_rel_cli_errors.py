@@ -121,3 +121,19 @@ def test_misspelt_prior_key_and_result_over_the_prior(tmp_path, h5ad, capsys):
     err = _err(capsys, ["grn", "fit", str(h5ad), "--key", "prior", "--out", out])
     assert "--key:" in err and "overwrite its input" in err
     assert not (tmp_path / "o.h5ad").exists()
+
+
+def test_more_cli_input_errors(tmp_path, h5ad, capsys):
+    err = _err(capsys, ["datasets", "fetch", "snareseq_mpo"])
+    assert "did you mean 'snareseq_mop'?" in err
+    err = _err(capsys, ["multiomics", "fit", str(h5ad), "--graph", "{nope", "--out", "o.h5mu"])
+    assert "--graph: not valid JSON" in err
+    err = _err(
+        capsys,
+        ["multiomics", "analyse", str(h5ad), "--model-dir", str(tmp_path)]
+        + ["--de-dir", str(tmp_path / "de"), "--out", str(tmp_path / "o.h5mu")],
+    )
+    assert "--key" in err or "input" in err
+    with pytest.raises(SystemExit):  # argparse: a clear usage error, exit status 2
+        main(["grn", "prepare", "--times", "0", "two", "--out", "x.h5ad"])
+    assert "invalid float value: 'two'" in capsys.readouterr().err
