@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import platform
 import resource
 import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +32,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import _isolate  # noqa: E402
 
 OUT_JSON = REPO / "reports" / "benchmarks" / "grn_sim.json"
 OUT_MD = REPO / "reports" / "benchmarks" / "grn_sim.md"
@@ -157,23 +158,8 @@ def _run(spec: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _child(spec: dict[str, Any], queue: Any) -> None:
-    try:
-        queue.put(("ok", _run(spec)))
-    except BaseException:
-        queue.put(("error", traceback.format_exc()))
-
-
 def run_isolated(spec: dict[str, Any]) -> dict[str, Any]:
-    ctx = mp.get_context("fork")
-    q = ctx.Queue()
-    p = ctx.Process(target=_child, args=(spec, q))
-    p.start()
-    status, payload = q.get()
-    p.join()
-    if status != "ok":
-        raise RuntimeError(payload)
-    return payload
+    return _isolate.run_isolated(_run, spec)
 
 
 # ---------------------------------------------------------------------------- io

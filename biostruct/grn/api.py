@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from biostruct.errors import ConfigError
+from biostruct.grn.checks import fit_warnings
 from biostruct.grn.model import GRNModel, coerce_prior
+
+logger = logging.getLogger("biostruct.grn")
 
 __all__ = ["infer_grn"]
 
@@ -44,13 +50,19 @@ def _h5ad_safe(obj: Any) -> Any:
     return obj
 
 
+_SCORE_NAMES = {
+    "velocity": "ensemble mean Jacobian",
+    "posterior": "posterior edge probability (prior + velocity evidence), signed",
+}
+
+
 def infer_grn(
     adata: Any,
     prior: Any = None,
     *,
-    time_key: str = "time",
+    time_key: str | Sequence[str] = "time",
     trajectory_key: str | None = "trajectory",
-    method: str = "dash",
+    method: str = "auto",
     key_added: str = "grn",
     hidden: int = 40,
     epochs: int = 200,
@@ -63,6 +75,8 @@ def infer_grn(
     split_key: str | None = "split",
     val_fraction: float = 0.066,
     checkpoint: str | None = None,
+    lineage_key: str | None = None,
+    cells: bool | str = "auto",
     **train_kwargs: Any,
 ) -> GRNModel | tuple[Any, GRNModel]:
     """Infer a signed gene regulatory network with a PHOENIX neural ODE pruned by DASH.
@@ -70,15 +84,25 @@ def infer_grn(
     Parameters
     ----------
     adata
-        Observations x genes; ``obs[time_key]`` (time or pseudotime) and
-        ``obs[trajectory_key]`` (series/lineage). Expression roughly in [0, 1].
+        Observations x genes. Time series: ``obs[time_key]`` and ``obs[trajectory_key]``
+        (expression roughly in [0, 1]). Single cells (as from scanpy): ``obs[time_key]`` a
+        pseudotime such as ``"dpt_pseudotime"`` (ties allowed, NaN = not on a trajectory) with
+        ``lineage_key`` (categorical) or no lineages, or ``time_key`` a list of pseudotime
+        columns, one per lineage, NaN off-lineage (shared progenitors have several).
+        Non-negative expression (log-normalised is fine); each gene is scaled by its maximum.
     prior
         Prior network: G x G array (row = regulator, column = target, signed), a DataFrame
         (``source/target/weight`` edge list, or a labelled dense matrix), a file, or a key of
         ``adata.varp``. Needed by ``dash``, ``prior_only`` and ``phoenix``.
     method
-        ``"dash"``, ``"imp"``, ``"prior_only"``, ``"phoenix"`` (dense + prior loss), ``"dense"``,
-        ``"posthoc"``, ``"l1"``, ``"lrr"``.
+        ``"auto"`` (default): ``"posterior"`` with a prior, ``"velocity"`` without.
+        ``"posterior"``: the prior combined with the data evidence of the velocity ensemble;
+        ``varp[key_added]`` ranks edges by posterior probability and DASH's pruned network is
+        written to ``varp[key_added + "_dash"]``. ``"velocity"``: bagged PHOENIX fields
+        fitted to the observed velocities, edges = mean Jacobian over the observed states.
+        Single-method fits: ``"dash"``, ``"imp"``, ``"prior_only"``, ``"phoenix"`` (dense +
+        prior loss), ``"dense"``, ``"posthoc"``, ``"l1"``, ``"lrr"``, ``"pilot"``
+        (``varp[key_added]`` = PHOENIX effect matrix).
     key_added
         Where results go (see Returns).
     hidden
@@ -95,7 +119,7 @@ def infer_grn(
         Optional ground truth (array or ``adata.varp`` key) for edge metrics in ``uns``.
     predict
         Also write ``layers[key_added + "_pred"]``: each trajectory simulated from its first state.
-    layer, split_key, val_fraction, checkpoint
+    layer, split_key, val_fraction, checkpoint, lineage_key, cells
         See :class:`GRNModel` and :meth:`GRNModel.train`.
     train_kwargs
         Training overrides (``lr``, ``batch_size``, ``solver``, ``rtol``, ``lam_ppi``, ...).
@@ -105,15 +129,23 @@ def infer_grn(
     GRNModel, or ``(adata_copy, GRNModel)`` with ``copy=True`` (as :func:`biostruct.tl.dag_vae`).
     Writes, only after a successful fit (``adata`` is untouched on failure):
 
-    - ``adata.varp[key_added]``: signed effect matrix, regulator rows, target columns;
+    - ``adata.varp[key_added]``: signed edge scores, regulator rows, target columns (see
+      ``method``; ``uns[key_added]["score"]`` names which);
+    - ``adata.varp[key_added + "_dash"]``: DASH's sparse signed effect matrix (``posterior``);
+    - ``adata.varp[key_added + "_stability"]``: share of ensemble members agreeing on the
+      edge's sign (``velocity`` and ``posterior``);
     - ``adata.uns[key_added]``: ``params`` (method, sizes, configs), ``sparsity`` (per layer and
       pooled), ``history`` (per epoch: epoch, train_loss, val_loss, lr, seconds, pruned,
       density_<layer>), ``events`` (pruning epochs and per-layer densities), ``train_seconds``,
       ``test_mse`` (when ``obs[split_key] == "test"`` observations exist), ``metrics`` (with
-      ``truth``), ``top_edges`` (the 50 strongest edges: source, target, weight);
+      ``truth``), ``top_edges`` (the 50 strongest edges: source, target, weight),
+      ``warnings`` (fit-quality findings of :mod:`biostruct.grn.checks`, also logged; empty
+      when the fit passed every check);
     - ``adata.layers[key_added + "_pred"]`` with ``predict=True``.
     """
     target = adata.copy() if copy else adata
+    if method == "auto":
+        method = "velocity" if prior is None else "posterior"
     model = GRNModel(
         target,
         prior,
@@ -125,14 +157,27 @@ def infer_grn(
         val_fraction=val_fraction,
         seed=seed,
         device=device,
+        lineage_key=lineage_key,
+        cells=cells,
     )
+    if predict and model.cell_mode:
+        raise ConfigError(
+            "predict=True simulates each trajectory from its first state, which single cells "
+            "do not have",
+            field="predict",
+            fix="use predict=False, or model.predict_trajectories(model.data) for the lineage "
+            "mean paths",
+        )
     truth_m = None
     if truth is not None:
         truth_m = coerce_prior(target, truth, missing="drop")
     model.train(method, epochs=epochs, checkpoint=checkpoint, **train_kwargs)
 
     # compute everything first, then write (no half-written outputs)
-    effect = model.effect_matrix().astype(np.float32)
+    effect = model.edge_scores().astype(np.float32)
+    warnings = fit_warnings(model)
+    for w in warnings:
+        logger.warning("infer_grn(%s): %s", key_added, w)
     uns: dict[str, Any] = {
         "params": _h5ad_safe(model.params),
         "sparsity": model.sparsity(),
@@ -149,10 +194,14 @@ def infer_grn(
         ),
         "train_seconds": float(model.train_seconds),
         "test_mse": model.test_mse(),
+        "score": _SCORE_NAMES.get(model.method or "", "effect"),
+        "warnings": np.array(warnings, dtype=object) if warnings else np.array([], dtype=str),
     }
+    if model.posterior_info:
+        uns["posterior"] = dict(model.posterior_info)
     if truth_m is not None:
-        uns["metrics"] = {k: float(v) for k, v in model.evaluate(truth_m).items()}
-    top = model.top_edges(50)
+        uns["metrics"] = {k: float(v) for k, v in model.evaluate(truth_m, effect).items()}
+    top = model.top_edges(50, matrix=effect)
     uns["top_edges"] = {
         "source": top["source"].to_numpy(dtype=object),
         "target": top["target"].to_numpy(dtype=object),
@@ -169,6 +218,10 @@ def infer_grn(
             for names, p in zip(parts.obs_names, model.predict_trajectories(parts)):
                 pred_layer[[pos[n] for n in names]] = p.astype(np.float32)
     target.varp[key_added] = effect
+    if model.method == "posterior":
+        target.varp[key_added + "_dash"] = model.effect_matrix().astype(np.float32)
+    if model.velocity is not None:
+        target.varp[key_added + "_stability"] = model.velocity.stability.astype(np.float32)
     target.uns[key_added] = uns
     if pred_layer is not None:
         target.layers[key_added + "_pred"] = pred_layer

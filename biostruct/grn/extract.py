@@ -19,14 +19,18 @@ def effect_matrix(field: PhoenixField) -> np.ndarray:
 
 
 def jacobian_effect(
-    field: PhoenixField, states: np.ndarray | torch.Tensor, *, chunk: int = 64
+    field: PhoenixField, states: np.ndarray | torch.Tensor, *, chunk: int = 64, of: str = "field"
 ) -> np.ndarray:
     """Mean Jacobian over ``states``: entry (i, j) is the mean of d f_j / d x_i (regulator rows).
 
     Unlike :func:`effect_matrix` it respects the nonlinearities (soft-sign, exp, Hill-like
     products) at the observed states. Vectorised with ``torch.func.vmap(jacrev(...))``.
     The diagonal contains each gene's self-term (including the decay -relu(m_j)).
+    ``of="joint"`` differentiates the target level A_s u + A_p v instead of the velocity, i.e.
+    the regulatory input of each gene without its rate relu(m_j) (comparable across targets).
     """
+    if of not in ("field", "joint"):
+        raise ValueError(f"of must be 'field' or 'joint', got {of!r}")
     from torch.func import jacrev, vmap
 
     dev = next(field.parameters()).device
@@ -36,8 +40,10 @@ def jacobian_effect(
     g = field.n_genes
     total = torch.zeros(g, g, dtype=torch.float64, device=dev)
 
+    fn = field if of == "field" else field.level
+
     def f(v: torch.Tensor) -> torch.Tensor:
-        return field(v[None])[0]
+        return fn(v[None])[0]
 
     jac = vmap(jacrev(f))
     with torch.no_grad():

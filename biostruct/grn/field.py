@@ -70,14 +70,26 @@ class PhoenixField(nn.Module):
         the PHOENIX release.
     seed
         Seed of the initialisation.
+    bound
+        ``None`` (PHOENIX): the target level A_s u + A_p v is unbounded. A number b: the level
+        is b * sigmoid(A_s u + A_p v), so dx/dt = relu(m) (level - x) points into [0, b] at
+        its faces and no trajectory can leave the box (a stable field by construction, for
+        expression scaled to [0, 1]; the ensemble of :mod:`biostruct.grn.velocity` uses 1.5).
     """
 
     def __init__(
-        self, n_genes: int, hidden: int = 40, *, init: str = "dash", seed: int = 0
+        self,
+        n_genes: int,
+        hidden: int = 40,
+        *,
+        init: str = "dash",
+        seed: int = 0,
+        bound: float | None = None,
     ) -> None:
         super().__init__()
         self.n_genes = int(n_genes)
         self.hidden = int(hidden)
+        self.bound = None if bound is None else float(bound)
         self.sums = nn.Linear(n_genes, hidden)
         self.prods = nn.Linear(n_genes, hidden)
         self.alpha_sums = nn.Linear(hidden, n_genes, bias=False)
@@ -118,9 +130,14 @@ class PhoenixField(nn.Module):
         """relu(m), the per-gene rates."""
         return torch.relu(self.gene_rates)
 
+    def level(self, x: torch.Tensor) -> torch.Tensor:
+        """Target level of each gene: the joint output, squashed into (0, bound) if bounded."""
+        j = self.joint(x)
+        return j if self.bound is None else self.bound * torch.sigmoid(j)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """dx/dt for a batch of states ``x`` of shape (..., G)."""
-        return self.rates() * (self.joint(x) - x)
+        return self.rates() * (self.level(x) - x)
 
     # extraction ------------------------------------------------------------------------------
     @torch.no_grad()

@@ -14,6 +14,10 @@ __all__ = ["METHODS", "NEEDS_PRIOR", "build_configs"]
 
 #: method -> short description
 METHODS = {
+    "posterior": "the prior combined with data evidence from the velocity ensemble (posterior "
+    "log-odds; the default with a prior), plus DASH's pruned network in varp[key + '_dash']",
+    "velocity": "bagged PHOENIX fields fitted to observed velocities (collocation); edges = mean "
+    "Jacobian over the observed states (the default without a prior)",
     "dash": "DASH: prior-informed iterative pruning (lam_ppi 0.05, lam_motif 0.01), no prior loss",
     "imp": "iterative magnitude pruning: the DASH loop with lambda = 0",
     "prior_only": "the DASH loop with lambda = 1 (scores from the prior only)",
@@ -25,7 +29,7 @@ METHODS = {
     "pilot": "PILoT: m*w weights with decoupled decay 0.1 for half the epochs, then one "
     "magnitude cut to 5 % density at 3/4 of the epochs and fine-tuning",
 }
-NEEDS_PRIOR = {"dash", "prior_only", "phoenix"}
+NEEDS_PRIOR = {"dash", "prior_only", "phoenix", "posterior"}
 
 _SCHEDULE_KEYS = {f.name for f in fields(PruneSchedule)}
 _SOLVER_ALIASES = {

@@ -18,6 +18,7 @@ import torch
 from biostruct._device import resolve_device
 from biostruct.errors import ConfigError, InputError, NotFittedError, PriorError
 from biostruct.grn import extract, metrics, perturb
+from biostruct.grn import pseudotime as pt
 from biostruct.grn.data import (
     Trajectories,
     Transitions,
@@ -78,6 +79,54 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
+def _is_cell_input(
+    adata: Any,
+    time_key: str | Sequence[str],
+    trajectory_key: str | None,
+    lineage_key: str | None,
+    cells: bool | str,
+) -> bool:
+    """Whether observations are single cells with pseudotime (see ``GRNModel(cells=...)``)."""
+    if cells is True or cells is False:
+        return bool(cells)
+    if cells != "auto":
+        raise ConfigError("cells must be True, False or 'auto'", field="cells", fix="cells='auto'")
+    if not isinstance(time_key, str) or lineage_key is not None:
+        return True
+    if time_key not in adata.obs:
+        return False  # the time-series reader raises the missing-key error
+    try:
+        t = np.asarray(adata.obs[time_key], dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    if np.isnan(t).any():
+        return True
+    if trajectory_key is not None and trajectory_key in adata.obs:
+        groups = np.asarray(adata.obs[trajectory_key]).astype(str)
+    else:
+        groups = np.zeros(adata.n_obs, dtype=str)
+    frame = pd.DataFrame({"g": groups, "t": t})
+    return bool(frame.duplicated().any())
+
+
+def _transitions(x0: np.ndarray, x1: np.ndarray, dt: np.ndarray) -> Transitions:
+    return Transitions(
+        torch.as_tensor(x0, dtype=torch.float32),
+        torch.as_tensor(x1, dtype=torch.float32),
+        torch.as_tensor(dt, dtype=torch.float32),
+        np.zeros(len(dt), dtype=np.int64),
+    )
+
+
+def _scaled_view(adata: Any, xs: np.ndarray) -> Any:
+    import anndata as ad
+
+    out = ad.AnnData(xs.astype(np.float32))
+    out.obs_names = list(adata.obs_names)
+    out.var_names = list(adata.var_names)
+    return out
+
+
 class GRNModel:
     """A PHOENIX-style neural ODE of gene-expression dynamics, optionally pruned with DASH.
 
@@ -110,6 +159,17 @@ class GRNModel:
         Optional protein-interaction matrix for DASH's input layers (default |P| |P|^T).
     prior_missing
         ``"raise"`` or ``"drop"`` for prior genes absent from the data.
+    lineage_key
+        Single-cell input: obs column naming each cell's lineage (categorical). Alternatively
+        pass ``time_key`` as a list of pseudotime columns, one per lineage, NaN off-lineage.
+    cells
+        ``True``: observations are single cells ordered by pseudotime (see
+        :mod:`biostruct.grn.pseudotime`); ``False``: time series; ``"auto"``: single cells when
+        ``time_key`` is a list, ``lineage_key`` is given, the time has NaN, or a trajectory has
+        tied times.
+    successors, successor_window
+        Single-cell mode: successors averaged per cell and the candidate window (share of a
+        lineage's cells), see :func:`biostruct.grn.pseudotime.successor_transitions`.
     """
 
     def __init__(
@@ -128,6 +188,10 @@ class GRNModel:
         device: str | torch.device = "auto",
         ppi: Any = None,
         prior_missing: str = "raise",
+        lineage_key: str | None = None,
+        cells: bool | str = "auto",
+        successors: int = 10,
+        successor_window: float = 0.05,
     ) -> None:
         self.device = resolve_device(device)
         self.seed = int(seed)
@@ -138,6 +202,7 @@ class GRNModel:
             "trajectory_key": trajectory_key,
             "layer": layer,
             "val_fraction": float(val_fraction),
+            "val_fraction_cells": 0.15,
             "seed": self.seed,
         }
         self.trainer: Trainer | None = None
@@ -147,6 +212,12 @@ class GRNModel:
         self.train_seconds = 0.0
         self.solver = SolverConfig()
         self.test: Trajectories | None = None
+        self.cell_mode = False
+        self.cell_states: np.ndarray | None = None
+        self.scale: np.ndarray | None = None
+        self.velocity: Any = None
+        self.posterior_info: dict[str, float] = {}
+        self.warnings: list[str] = []
         if adata is None:
             self.var_names: list[str] = []
             self.prior = None
@@ -164,6 +235,18 @@ class GRNModel:
             if np.any(labels == "test"):
                 test = adata[labels == "test"]
                 sub = adata[labels != "test"]
+        if _is_cell_input(sub, time_key, trajectory_key, lineage_key, cells):
+            self._setup_cells(
+                sub, time_key, lineage_key or trajectory_key, layer, successors, successor_window
+            )
+            self.module = PhoenixField(len(self.var_names), hidden, init=init, seed=self.seed)
+            return
+        if not isinstance(time_key, str):
+            raise ConfigError(
+                "several time keys need single-cell mode",
+                field="cells",
+                fix="pass cells=True or 'auto' with one pseudotime column per lineage",
+            )
         self.data = trajectories_from_anndata(
             sub, time_key=time_key, trajectory_key=trajectory_key, layer=layer
         )
@@ -175,6 +258,59 @@ class GRNModel:
         self._split()
 
     # ------------------------------------------------------------------ data
+    def _setup_cells(
+        self,
+        adata: Any,
+        time_key: str | Sequence[str],
+        lineage_key: str | None,
+        layer: str | None,
+        successors: int,
+        window: float,
+    ) -> None:
+        """Single cells: per-gene scaling, held-out cells, successor transitions, mean paths."""
+        from biostruct.grn.data import _dense
+
+        if lineage_key is not None and lineage_key not in adata.obs:
+            lineage_key = None  # the default trajectory_key is absent: one lineage
+        keys = [time_key] if isinstance(time_key, str) else list(time_key)
+        lt = pt.lineage_times(adata, keys if len(keys) > 1 else keys[0], lineage_key)
+        on = np.isfinite(lt.times).any(1)
+        x = _dense(adata.layers[layer] if layer is not None else adata.X)
+        if not np.isfinite(x).all():
+            raise InputError(
+                f"expression contains {int((~np.isfinite(x)).sum())} NaN/inf values",
+                field="adata.layers[" + repr(layer) + "]" if layer else "adata.X",
+                fix="impute or drop them (e.g. np.nan_to_num) before inferring the network",
+            )
+        if x.min() < 0:
+            raise InputError(
+                "single-cell expression has negative values",
+                field="adata.layers[" + repr(layer) + "]" if layer else "adata.X",
+                fix="pass non-negative (log-normalised) expression, not z-scores",
+            )
+        peak = x[on].max(0)
+        self.scale = np.where(peak > 0, peak, 1.0)
+        xs = x / self.scale
+        val = pt.cell_split(lt, self.params["val_fraction_cells"], self.seed)
+        tr = pt.successor_transitions(xs, lt, cells=~val, k=successors, window=window)
+        va = pt.successor_transitions(xs, lt, cells=val, k=successors, window=window)
+        self._train_tr = _transitions(*tr[:3])
+        self._val_tr = _transitions(*va[:3])
+        self._all_transitions = tuple(np.concatenate([a, b]) for a, b in zip(tr[:3], va[:3]))
+        self.cell_states = xs[on]
+        self.cell_mode = True
+        self.lineages = lt
+        self.data = pt.bin_lineages(_scaled_view(adata, xs), lt)
+        self.params.update(
+            cells=True,
+            lineages=list(lt.names),
+            n_cells=int(on.sum()),
+            n_transitions=len(self._all_transitions[0]),
+            successors=int(successors),
+            successor_window=float(window),
+            validation="cells",
+        )
+
     def _split(self) -> None:
         assert self.data is not None
         train_ids, val_ids, mode = split_validation(
@@ -243,9 +379,83 @@ class GRNModel:
                 field="prior",
                 fix="pass prior= (array, DataFrame or adata.varp key), or use method='imp'/'dense'",
             )
-        cfg, pruning = build_configs(method, epochs, **train_kwargs)
-        self._fit(method, cfg, pruning, checkpoint, resume, checkpoint_every, callback, max_seconds)
+        velocity_opts = train_kwargs.pop("velocity", None) or {}
+        if method == "velocity":
+            if train_kwargs:
+                raise ConfigError(
+                    f"training option(s) {sorted(train_kwargs)} do not apply to 'velocity'",
+                    field=sorted(train_kwargs)[0],
+                    fix="pass velocity={...} (VelocityConfig fields) instead",
+                )
+            self._fit_velocity(velocity_opts)
+            self.method = "velocity"
+            self.params.update(method="velocity")
+            return self
+        base = "dash" if method == "posterior" else method
+        cfg, pruning = build_configs(base, epochs, **train_kwargs)
+        self._fit(base, cfg, pruning, checkpoint, resume, checkpoint_every, callback, max_seconds)
+        if method == "posterior":
+            assert self.prior is not None
+            self._fit_velocity(velocity_opts)
+            self.method = "posterior"
+            self.params.update(method="posterior", network_method="dash")
         return self
+
+    def _fit_velocity(self, options: dict[str, Any]) -> None:
+        """Bagged collocation ensemble on every transition (see :mod:`biostruct.grn.velocity`)."""
+        from biostruct.grn.velocity import VelocityConfig, fit_velocity_ensemble
+
+        try:
+            vcfg = VelocityConfig(**options)
+        except TypeError as exc:
+            raise ConfigError(
+                f"unknown velocity option ({exc})",
+                field="velocity",
+                fix="use fields of biostruct.grn.velocity.VelocityConfig",
+            ) from None
+        if self.cell_mode:
+            x0, x1, dt = self._all_transitions
+            states = self.cell_states
+        else:
+            assert self.data is not None
+            tr = self.data.transitions()
+            x0, x1, dt = tr.x0.numpy(), tr.x1.numpy(), tr.dt.numpy()
+            states = np.concatenate(self.data.values)
+        if len(states) > 2000:  # the mean Jacobian converges long before every state is used
+            states = states[np.random.default_rng(self.seed).choice(len(states), 2000, False)]
+        t0 = time.perf_counter()
+        ens = fit_velocity_ensemble(x0, x1, dt, states, vcfg, seed=self.seed, device=self.device)
+        self.train_seconds += time.perf_counter() - t0
+        self.velocity = ens
+        if self.method is None:  # velocity alone: the first member is the model's field
+            self.module = ens.fields[0]
+        self.params.update(velocity=vcfg.to_dict(), velocity_best_step=list(ens.best_step))
+        n_bad = sum(not ok for ok in ens.fitted)
+        if n_bad:
+            self.warnings.append(
+                f"{n_bad} of {len(ens.fitted)} ensemble members did not predict held-out "
+                "transitions better than no dynamics at all: the edge scores carry little signal"
+            )
+
+    def edge_scores(self) -> np.ndarray:
+        """The matrix written to ``varp[key]`` (regulator rows, target columns).
+
+        - ``velocity``: the ensemble's mean Jacobian (signed, |value| ranks the edges);
+        - ``posterior``: the prior combined with that evidence
+          (:func:`biostruct.grn.velocity.combine_with_prior`), signed, values in (-1, 1);
+        - every other method: the PHOENIX effect matrix of the trained field.
+        """
+        self._check_fitted()
+        if self.method == "velocity":
+            return np.asarray(self.velocity.score)
+        if self.method == "posterior":
+            from biostruct.grn.velocity import combine_with_prior
+
+            assert self.prior is not None
+            score, info = combine_with_prior(self.velocity.score, self.prior)
+            self.posterior_info = info
+            return score
+        return self.effect_matrix()
 
     def _fit(
         self,
@@ -323,18 +533,28 @@ class GRNModel:
             self.module, self.observed_states() if states is None else states
         )
 
-    def top_edges(self, n: int = 50, *, kind: str = "effect") -> pd.DataFrame:
-        """The ``n`` strongest edges (``kind`` = ``"effect"`` or ``"jacobian"``)."""
-        m = self.effect_matrix() if kind == "effect" else self.jacobian_effect()
-        return extract.edge_table(m, self.var_names, top=n)
+    def top_edges(
+        self, n: int = 50, *, kind: str = "scores", matrix: np.ndarray | None = None
+    ) -> pd.DataFrame:
+        """The ``n`` strongest edges of ``matrix``, or of ``kind``: ``"scores"``
+        (:meth:`edge_scores`), ``"effect"`` or ``"jacobian"``."""
+        if matrix is None:
+            getter = {
+                "scores": self.edge_scores,
+                "effect": self.effect_matrix,
+                "jacobian": self.jacobian_effect,
+            }[kind]
+            matrix = getter()
+        return extract.edge_table(matrix, self.var_names, top=n)
 
     def sparsity(self) -> dict[str, float]:
         """Fraction of zeros per layer and pooled (DASH definition)."""
         return extract.layer_sparsity(self.module)
 
-    def evaluate(self, truth: np.ndarray) -> dict[str, Any]:
-        """Edge metrics of the effect matrix against a G x G ground truth, plus sparsity."""
-        out = metrics.edge_metrics(self.effect_matrix(), truth)
+    def evaluate(self, truth: np.ndarray, scores: np.ndarray | None = None) -> dict[str, Any]:
+        """Edge metrics of :meth:`edge_scores` (or ``scores``) against a G x G ground truth,
+        plus the sparsity of the trained field."""
+        out = metrics.edge_metrics(self.edge_scores() if scores is None else scores, truth)
         out["sparsity"] = self.sparsity()["pooled"]
         return out
 

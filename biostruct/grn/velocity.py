@@ -1,0 +1,265 @@
+"""Edge scores from the fitted dynamics: a bagged ensemble of PHOENIX fields and their Jacobians.
+
+Each member is a :class:`~biostruct.grn.field.PhoenixField` fitted by collocation (gradient
+matching): for every observed transition x0 -> x1 after dt, the field at the midpoint should equal
+the finite-difference velocity, f((x0 + x1) / 2) = (x1 - x0) / dt, which is the implicit-midpoint
+step of the ODE (second-order accurate) and needs no solver, so it cannot blow up. Members differ
+in initialisation and in a bootstrap resample of the transitions; each keeps the state of its best
+loss on held-out transitions (early stopping, never the initialisation: the first evaluation is
+after the first steps and a member whose validation loss never beats that of the zero field is
+reported as not fitted).
+
+The edge score is the Jacobian J_ij = d f_j / d x_i (regulator i, target j) averaged over the
+observed states, normalised per member by its largest entry and averaged over members; the sign
+agreement of the members is the edge's stability.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from biostruct.errors import ConfigError
+from biostruct.grn import extract
+from biostruct.grn.field import PhoenixField
+
+__all__ = ["VelocityConfig", "VelocityEnsemble", "fit_velocity_ensemble", "combine_with_prior"]
+
+
+@dataclass
+class VelocityConfig:
+    """Settings of the bagged collocation fit (defaults measured on the DEV BoolODE set).
+
+    Attributes
+    ----------
+    members
+        Ensemble size (5: AUPRC ratio within noise of 10 at half the time).
+    hidden
+        Hidden width of each member's branches.
+    max_steps, lr, eval_every, patience
+        Full-batch Adam steps, learning rate, validation interval and early-stopping patience
+        (in steps). On the DEV set the best validation step was 300-400 of 1,500.
+    val_fraction
+        Share of transitions held out (per member) for early stopping.
+    bootstrap
+        Resample the training transitions with replacement per member (bagging).
+    """
+
+    members: int = 5
+    hidden: int = 40
+    max_steps: int = 1500
+    lr: float = 1e-2
+    eval_every: int = 10
+    patience: int = 300
+    val_fraction: float = 0.15
+    bootstrap: bool = True
+    jacobian: str = "field"
+    bound: float | None = 1.5
+
+    def validate(self) -> VelocityConfig:
+        for name in ("members", "hidden", "max_steps", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1", field=name, fix="use a positive integer")
+        if self.lr <= 0:
+            raise ConfigError("lr must be positive", field="lr", fix="e.g. lr=1e-2")
+        if not 0 < self.val_fraction < 0.5:
+            raise ConfigError(
+                "val_fraction must be in (0, 0.5)", field="val_fraction", fix="e.g. 0.15"
+            )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class VelocityEnsemble:
+    """Result of :func:`fit_velocity_ensemble`."""
+
+    score: np.ndarray
+    stability: np.ndarray
+    fields: list[PhoenixField]
+    val_loss: list[float]
+    zero_loss: list[float]
+    best_step: list[int]
+    history: list[list[tuple[int, float, float]]] = field(default_factory=list)
+
+    @property
+    def fitted(self) -> list[bool]:
+        """Per member: did it beat the zero field (no dynamics) on held-out transitions?"""
+        return [v < z for v, z in zip(self.val_loss, self.zero_loss)]
+
+
+def fit_velocity_ensemble(
+    x0: np.ndarray,
+    x1: np.ndarray,
+    dt: np.ndarray,
+    states: np.ndarray,
+    config: VelocityConfig | None = None,
+    *,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> VelocityEnsemble:
+    """Fit ``config.members`` PHOENIX fields to finite-difference velocities and score edges.
+
+    Parameters
+    ----------
+    x0, x1, dt
+        Transitions (n x G, n x G, n).
+    states
+        States at which the Jacobian is averaged (e.g. every observed cell).
+    config
+        :class:`VelocityConfig`.
+    seed
+        Seeds initialisations, splits and resamples.
+    device
+        Torch device.
+    """
+    cfg = (config or VelocityConfig()).validate()
+    dev = torch.device(device)
+    dt = np.asarray(dt, dtype=np.float64)
+    keep = dt > 0
+    mid = 0.5 * (np.asarray(x0)[keep] + np.asarray(x1)[keep])
+    vel = (np.asarray(x1)[keep] - np.asarray(x0)[keep]) / dt[keep, None]
+    n, g = vel.shape
+    if n < 10:
+        raise ConfigError(
+            f"only {n} transitions with a positive time step; the ensemble needs >= 10",
+            field="adata",
+            fix="provide more cells or time points",
+        )
+    rng = np.random.default_rng(seed)
+    m_all = torch.as_tensor(mid, dtype=torch.float32, device=dev)
+    v_all = torch.as_tensor(vel, dtype=torch.float32, device=dev)
+    scale = float(v_all.pow(2).mean().clamp_min(1e-12))
+    states_t = np.asarray(states, dtype=np.float64)
+    total = np.zeros((g, g))
+    signs = np.zeros((g, g))
+    fields, val_losses, zero_losses, best_steps, histories = [], [], [], [], []
+    for member in range(cfg.members):
+        perm = rng.permutation(n)
+        n_val = max(1, int(round(cfg.val_fraction * n)))
+        vi, ti = perm[:n_val], perm[n_val:]
+        if cfg.bootstrap:
+            ti = rng.choice(ti, size=len(ti), replace=True)
+        ti_t = torch.as_tensor(ti, device=dev)
+        vi_t = torch.as_tensor(vi, device=dev)
+        m_tr, v_tr, m_va, v_va = m_all[ti_t], v_all[ti_t], m_all[vi_t], v_all[vi_t]
+        f = PhoenixField(g, cfg.hidden, seed=seed * 1000 + member, bound=cfg.bound).to(dev)
+        opt = torch.optim.Adam(f.parameters(), lr=cfg.lr)
+        zero = float(v_va.pow(2).mean()) / scale
+        best, best_step, best_state = float("inf"), 0, None
+        hist: list[tuple[int, float, float]] = []
+        for step in range(1, cfg.max_steps + 1):
+            opt.zero_grad(set_to_none=True)
+            loss = ((f(m_tr) - v_tr) ** 2).mean() / scale
+            loss.backward()
+            opt.step()
+            if step % cfg.eval_every == 0 or step == cfg.max_steps:
+                with torch.no_grad():
+                    lv = float(((f(m_va) - v_va) ** 2).mean()) / scale
+                hist.append((step, float(loss.detach()), lv))
+                if np.isfinite(lv) and lv < best:
+                    best, best_step = lv, step
+                    best_state = {k: t.detach().clone() for k, t in f.state_dict().items()}
+                elif step - best_step >= cfg.patience:
+                    break
+        if best_state is not None:
+            f.load_state_dict(best_state)
+        j = extract.jacobian_effect(f, states_t, of=cfg.jacobian)
+        np.fill_diagonal(j, 0.0)
+        peak = np.abs(j).max()
+        if peak > 0 and np.isfinite(peak):
+            total += j / peak
+            signs += np.sign(j)
+        fields.append(f)
+        val_losses.append(best)
+        zero_losses.append(zero)
+        best_steps.append(best_step)
+        histories.append(hist)
+    score = total / cfg.members
+    stability = np.abs(signs) / cfg.members
+    return VelocityEnsemble(
+        score, stability, fields, val_losses, zero_losses, best_steps, histories
+    )
+
+
+def _storey_precision(z_prior: np.ndarray, z_rest: np.ndarray, lam: float = 0.5) -> float:
+    """1 - pi0 of the prior edges: their share with evidence no better than the non-prior pairs.
+
+    Empirical p-values of the prior edges against the non-prior evidence; Storey's estimator
+    pi0 = #(p > lam) / ((1 - lam) n). Clipped to [0.5, 0.99]: the prior is trusted at least as a
+    coin flip, never blindly.
+    """
+    if z_prior.size == 0 or z_rest.size == 0:
+        return 0.9
+    rest = np.sort(z_rest)
+    p = 1.0 - np.searchsorted(rest, z_prior, side="left") / rest.size
+    pi0 = float(np.mean(p > lam) / (1.0 - lam))
+    return float(np.clip(1.0 - pi0, 0.5, 0.99))
+
+
+def combine_with_prior(
+    evidence: np.ndarray, prior: np.ndarray, *, prior_precision: float | None = None
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Posterior-style edge score from a prior network and data evidence.
+
+    The prior's edges are treated as noisy positive labels: a logistic regression of prior
+    membership on the standardised data evidence z (off-diagonal pairs) measures how many
+    log-odds one unit of evidence is worth (``beta``, clipped at 0, so evidence that does not
+    agree with the prior at all leaves the prior's order). The posterior log-odds of an edge is
+    then ``logit(pi_prior)`` for prior edges, ``logit(pi_rest)`` for the others, plus
+    ``beta * z``. With ``pi_prior`` the prior's precision (default: estimated by the same
+    Storey's pi0 of the prior edges' evidence against the non-prior pairs, in [0.5, 0.99]) the data can
+    demote a prior edge it contradicts below a strongly supported non-prior edge.
+
+    Parameters
+    ----------
+    evidence
+        Signed G x G data score (regulator rows); |evidence| ranks, its sign is used where the
+        prior has no edge.
+    prior
+        Signed G x G prior (non-zero = edge).
+    prior_precision
+        Assumed share of prior edges that are true.
+
+    Returns
+    -------
+    ``(score, info)``: a signed G x G score (prior sign on prior edges) and the fitted numbers.
+    """
+    from scipy.stats import rankdata
+    from sklearn.linear_model import LogisticRegression
+
+    ev = np.asarray(evidence, dtype=np.float64)
+    pr = np.asarray(prior, dtype=np.float64)
+    g = ev.shape[0]
+    off = ~np.eye(g, dtype=bool)
+    a = np.abs(ev[off])
+    # rank-based standardisation: robust to the heavy tail of Jacobian magnitudes
+    u = (rankdata(a) - 0.5) / a.size
+    from scipy.stats import norm
+
+    z = norm.ppf(u)
+    y = (pr[off] != 0).astype(int)
+    n_pos = int(y.sum())
+    if 0 < n_pos < y.size:
+        lr = LogisticRegression(C=1e4).fit(z[:, None], y)
+        beta = max(float(lr.coef_[0, 0]), 0.0)
+    else:
+        beta = 0.0
+    n_pairs = y.size
+    if prior_precision is None:
+        prior_precision = _storey_precision(z[y == 1], z[y == 0])
+    pi_prior = float(np.clip(prior_precision, 1e-3, 1 - 1e-3))
+    expected_true = max(pi_prior * n_pos, 1.0)
+    pi_rest = float(np.clip(expected_true * (1 - pi_prior) / max(n_pairs - n_pos, 1), 1e-4, 0.5))
+    logit = np.where(y == 1, np.log(pi_prior / (1 - pi_prior)), np.log(pi_rest / (1 - pi_rest)))
+    post = 1.0 / (1.0 + np.exp(-(logit + beta * z)))
+    sign = np.where(y == 1, np.sign(pr[off]), np.sign(ev[off]))
+    sign[sign == 0] = 1.0
+    out = np.zeros((g, g))
+    out[off] = post * sign
+    return out, {"beta": beta, "pi_prior": pi_prior, "pi_rest": pi_rest}
