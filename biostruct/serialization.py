@@ -280,7 +280,8 @@ def load_torch(
     path = Path(path)
     header, payload = _checked(path, kind, field)
     if fingerprint is not None:
-        saved = header.get("fingerprint") or {}
+        saved = header.get("fingerprint")
+        saved = saved if isinstance(saved, dict) else {}
         diff = fingerprint_diff(saved, _canonical(dict(fingerprint)))
         if diff:
             raise FingerprintMismatchError(
