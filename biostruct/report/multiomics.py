@@ -516,11 +516,18 @@ def _agreement_words(ari: float) -> str:
     return "none"
 
 
+_TINY_CLUSTER = 10
+
+
 def _sizes_text(counts: pd.Series) -> str:
-    c = counts.sort_values(ascending=False)
+    c = counts[counts > 0].sort_values(ascending=False)
     if len(c) == 0:
         return ""
-    return f"{int(c.iloc[0]):,} to {int(c.iloc[-1]):,} cells (median {int(c.median()):,})"
+    out = f"{int(c.iloc[0]):,} to {int(c.iloc[-1]):,} cells (median {float(c.median()):,.0f})"
+    tiny = int((c < _TINY_CLUSTER).sum())
+    if tiny:
+        out += f"; {tiny} under {_TINY_CLUSTER} cells"
+    return out
 
 
 def _mo_headline(

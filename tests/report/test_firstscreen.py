@@ -298,6 +298,8 @@ def test_caveat_for_tiny_cluster_and_most_features_de(tmp_path, dagvae_mdata):
     first = htmllib.unescape(_first_screen(text))
     assert 'class="caveat"' in first
     assert "Only 12 cells on one side" in first and "unreliable" in first
+    _, comps = _table_rows(first, "mo-components")
+    assert comps[1][4] == f"{mdata.n_obs - 12:,} to 12 cells (median 60)"  # 108 and 12 cells
     assert "30 of 40 features (75.0\u00a0%) are called DE" in first
     # a comparison without these problems gets no caveat
     labels[:60] = "7"
@@ -349,3 +351,11 @@ def test_embedded_csvs_share_one_size_budget(tmp_path, dagvae_mdata, monkeypatch
     assert text.count('href="data:text/csv;base64,') == 1
     assert text.count("The full table is not embedded") == 2
     assert text.count("Showing the first 300 of 400 rows") == 3
+
+
+def test_cluster_sizes_name_tiny_clusters():
+    from biostruct.report.multiomics import _sizes_text
+
+    counts = pd.Series({"0": 1500, "1": 300, "2": 7, "3": 2, "4": 0})
+    assert _sizes_text(counts) == "1,500 to 2 cells (median 154); 2 under 10 cells"
+    assert _sizes_text(pd.Series({"0": 50, "1": 40})) == "50 to 40 cells (median 45)"
