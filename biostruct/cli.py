@@ -163,15 +163,23 @@ def _did_you_mean(name: str, choices: Sequence[str]) -> str:
 
 def _grn_train_keywords() -> set[str]:
     """Keywords that ``build_configs`` accepts (training, schedule, pruning, solver)."""
+    import inspect
     from dataclasses import fields
 
     from biostruct.grn.dash import PruneSchedule
+    from biostruct.grn.model import GRNModel
     from biostruct.grn.train import TrainConfig
 
     train = {f.name for f in fields(TrainConfig)} - {"solver", "epochs"}
     schedule = {f.name for f in fields(PruneSchedule)}
     solver = {"solver", "rtol", "atol", "step_size", "adjoint", "max_steps"}
-    return train | schedule | solver | {"lam_ppi", "lam_motif", "reset_lr", "scores"}
+    fit = {  # keywords of GRNModel.train itself (resume, max_seconds, ...)
+        k
+        for k, p in inspect.signature(GRNModel.train).parameters.items()
+        if p.kind is p.KEYWORD_ONLY and k not in ("epochs", "callback")
+    }
+    pruning = {"lam_ppi", "lam_motif", "reset_lr", "scores", "velocity"}
+    return train | schedule | solver | fit | pruning
 
 
 def _train_kwargs(
@@ -1127,7 +1135,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--method",
         default="dash",
-        help="dash, imp, prior_only, phoenix, dense, posthoc, l1, lrr, pilot",
+        help="dash (default), posterior, velocity, imp, prior_only, phoenix, dense, posthoc, l1, "
+        "lrr, pilot",
     )
     p.add_argument("--prior", default="prior", help="varp key of the prior ('none' for no prior)")
     p.add_argument("--truth", default="true_network", help="varp key of the ground truth, if any")

@@ -9,7 +9,7 @@ from biostruct.errors import ConfigError
 from biostruct.grn import GRNModel, infer_grn
 from biostruct.serialization import FingerprintMismatchError
 
-FAST = {"epochs": 2, "hidden": 4, "batch_size": 8, "device": "cpu"}
+FAST = {"method": "dash", "epochs": 2, "hidden": 4, "batch_size": 8, "device": "cpu"}
 
 
 def test_same_run_resumes_from_its_checkpoint(tiny_adata, tmp_path):
@@ -32,7 +32,7 @@ def test_same_run_resumes_from_its_checkpoint(tiny_adata, tmp_path):
 )
 def test_checkpoint_of_another_run_is_refused(tiny_adata, tmp_path, change, differs):
     ckpt = str(tmp_path / "run.pt")
-    infer_grn(tiny_adata, "prior", checkpoint=ckpt, method="dash", **FAST)
+    infer_grn(tiny_adata, "prior", checkpoint=ckpt, **FAST)
     other = tiny_adata.copy()
     del other.uns["grn"], other.varp["grn"]
     with pytest.raises(FingerprintMismatchError, match=differs) as exc:

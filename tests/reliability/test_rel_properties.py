@@ -327,5 +327,5 @@ def test_examples_reach_the_checks(bad, tiny_adata):
     tiny_adata.X = x
     before = _snapshot(tiny_adata)
     with pytest.raises(BiostructError):
-        infer_grn(tiny_adata, "prior", epochs=1, hidden=2, device="cpu", lr=bad)
+        infer_grn(tiny_adata, "prior", method="dash", epochs=1, hidden=2, device="cpu", lr=bad)
     assert _snapshot(tiny_adata) == before

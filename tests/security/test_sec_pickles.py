@@ -25,7 +25,7 @@ from biostruct.serialization import (
     save_torch,
 )
 
-FAST = {"epochs": 2, "hidden": 4, "batch_size": 8}
+FAST = {"method": "dash", "epochs": 2, "hidden": 4, "batch_size": 8}
 
 
 def _refused(exc: pytest.ExceptionInfo, marker: Path) -> None:
