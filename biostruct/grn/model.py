@@ -651,12 +651,27 @@ class GRNModel:
                 "history": _json_safe(self.history),
                 "events": _json_safe(self.events),
                 "train_seconds": self.train_seconds,
+                "warnings": list(getattr(self, "warnings", [])),
             }
             meta_bytes = json.dumps(meta).encode()
             (tmp / "meta.json").write_bytes(meta_bytes)
+            payload: dict[str, Any] = {
+                "field": {k: v.detach().cpu() for k, v in state.items() if not k.endswith("_mask")}
+            }
+            ens = getattr(self, "velocity", None)
+            if ens is not None:  # velocity / posterior: the ensemble's scores are the result
+                payload["velocity"] = {
+                    "score": torch.as_tensor(np.asarray(ens.score)),
+                    "stability": torch.as_tensor(np.asarray(ens.stability)),
+                    "val_loss": [float(v) for v in ens.val_loss],
+                    "zero_loss": [float(v) for v in ens.zero_loss],
+                    "best_step": [int(v) for v in ens.best_step],
+                }
+            if self.method == "posterior" and self.prior is not None:  # combined with the scores
+                payload["prior"] = torch.as_tensor(np.asarray(self.prior))
             save_torch(
                 tmp / "model.pt",
-                {k: v.detach().cpu() for k, v in state.items() if not k.endswith("_mask")},
+                payload,
                 kind="grn-model",
                 fingerprint={"meta_sha256": sha256_bytes(meta_bytes)},
             )
@@ -749,10 +764,18 @@ class GRNModel:
         else:
             obj = cls(None, hidden=params["hidden"], device=device)
             obj.var_names = list(meta["var_names"])
-        field = PhoenixField(len(meta["var_names"]), params["hidden"])
+        if not isinstance(state, dict):
+            raise DataFormatError(
+                f"{path / 'model.pt'} does not hold a GRNModel's weights", field="path", fix=resave
+            )
+        weights = state.get("field")
+        if not isinstance(weights, dict):  # files of this version written before the velocity
+            weights = state  # methods held the field's weights alone
         try:
-            field.load_state_dict({k: v for k, v in state.items() if not k.endswith("_mask")})
-        except (RuntimeError, AttributeError) as exc:
+            hidden = int(weights["sums.weight"].shape[0])  # velocity members have their own
+            field = PhoenixField(len(meta["var_names"]), hidden)
+            field.load_state_dict({k: v for k, v in weights.items() if not k.endswith("_mask")})
+        except (RuntimeError, AttributeError, KeyError, TypeError, IndexError) as exc:
             raise DataFormatError(
                 f"{path / 'model.pt'} does not fit the model in meta.json ({str(exc)[:200]})",
                 field="path",
@@ -765,4 +788,19 @@ class GRNModel:
         obj.history = meta["history"]
         obj.events = meta["events"]
         obj.train_seconds = meta["train_seconds"]
+        obj.warnings = list(meta.get("warnings", []))
+        if isinstance(state.get("velocity"), dict):
+            from biostruct.grn.velocity import VelocityEnsemble
+
+            v = state["velocity"]
+            obj.velocity = VelocityEnsemble(
+                score=v["score"].numpy(),
+                stability=v["stability"].numpy(),
+                fields=[],  # only the first member's field is kept (as the model's module)
+                val_loss=list(v["val_loss"]),
+                zero_loss=list(v["zero_loss"]),
+                best_step=list(v["best_step"]),
+            )
+        if "prior" in state:
+            obj.prior = state["prior"].numpy()
         return obj

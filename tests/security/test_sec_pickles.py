@@ -302,3 +302,21 @@ def test_dagvae_round_trip_and_damage(saved_dagvae):
     (path / "model.json").write_text(json.dumps(meta))
     with pytest.raises(FingerprintMismatchError, match="meta_sha256"):
         DAGVAE.load(path)
+
+
+@pytest.mark.parametrize("method", ["velocity", "posterior"])
+def test_velocity_models_round_trip(tiny_adata, tmp_path, method):
+    from biostruct.grn import GRNModel
+
+    opts = {"velocity": {"members": 2, "max_steps": 30, "hidden": 6}}
+    model = GRNModel(tiny_adata, "prior", hidden=4, device="cpu")
+    if method == "posterior":  # DASH first, then the ensemble
+        model.train(method, epochs=2, batch_size=8, **opts)
+    else:
+        model.train(method, **opts)
+    back = GRNModel.load(model.save(tmp_path / "m"), tiny_adata, device="cpu")
+    assert back.method == method
+    np.testing.assert_array_equal(back.edge_scores(), model.edge_scores())
+    np.testing.assert_array_equal(back.effect_matrix(), model.effect_matrix())
+    np.testing.assert_array_equal(back.velocity.stability, model.velocity.stability)
+    assert back.warnings == model.warnings
