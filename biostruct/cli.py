@@ -858,6 +858,15 @@ def check_run_config(path: str | Path, *, allow_yte: bool = False) -> dict[str, 
                     field=f"{part}.run",
                     fix=_did_you_mean(name, names) + f"defined: {', '.join(map(str, names))}.",
                 )
+        methods = sec.get("methods") if part == "grn" else None
+        for method in methods if isinstance(methods, list) else []:
+            known = _schema_methods()
+            if known and method not in known:
+                raise ConfigError(
+                    f"unknown method {method!r}",
+                    field="grn.methods",
+                    fix=_did_you_mean(method, known) + f"use one of {', '.join(known)}.",
+                )
         priors = list(sec.get("priors") or []) if part == "grn" else []
         for spec in datasets.values() if isinstance(datasets, dict) else []:
             if isinstance(spec, dict):
@@ -870,6 +879,17 @@ def check_run_config(path: str | Path, *, allow_yte: bool = False) -> dict[str, 
                     fix="use letters, digits, '_', '-' and single dots only.",
                 )
     return cfg
+
+
+def _schema_methods() -> list[str]:
+    """The GRN methods the workflow schema accepts ([] when the schema is not found)."""
+    import yaml
+
+    try:
+        schema = yaml.safe_load((workflow_dir() / "schemas" / "config.schema.yaml").read_text())
+        return list(schema["properties"]["grn"]["properties"]["methods"]["items"]["enum"])
+    except (BiostructError, OSError, KeyError, TypeError, yaml.YAMLError):
+        return []
 
 
 def _extra_configfiles(extra: Sequence[str]) -> list[str]:

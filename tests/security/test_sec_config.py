@@ -71,6 +71,7 @@ def test_allow_yte_is_an_explicit_opt_in(tmp_path, yte_config, monkeypatch):
         ),
         ("multiomics: {datasets: {'x;rm -rf': {source: dataset, name: a}}}\n", "folder name"),
         ("grn: {priors: ['../up']}\n", "folder name"),
+        ("grn: {methods: [dahs]}\n", "did you mean 'dash'"),
     ],
 )
 def test_config_reader_errors(tmp_path, monkeypatch, text, message):
