@@ -73,7 +73,7 @@ def integrated_mixture(
     comp = module.components[component]
     b = comp.b_net.weight.double().cpu()
     r = comp.r_net.weight.double().cpu()
-    d_parts = [module.graph[p].n_latent for p in spec.parents] + [spec.n_latent]
+    d_parts = [*comp.parent_dims, spec.n_latent]
     blocks = torch.split(b, d_parts, dim=1)
     prior = comp.prior
     mu = prior.loc.double().cpu()

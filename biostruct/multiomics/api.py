@@ -30,6 +30,7 @@ def dag_vae(
     n_layers: int = 2,
     n_hidden: int = 64,
     encode_batch: bool = False,
+    integration: str = "concat",
     integrated_clusters: bool = True,
     progress: bool = True,
     **train_kwargs: Any,
@@ -65,7 +66,7 @@ def dag_vae(
         Seed of initialisation, data split, minibatch order and sampling.
     copy
         Work on a copy of ``mdata`` and return ``(copy, model)``.
-    n_layers, n_hidden, encode_batch
+    n_layers, n_hidden, encode_batch, integration
         Network settings, see :class:`~biostruct.multiomics.DAGVAE`.
     integrated_clusters
         Also compute integrated clusters of components with parents.
@@ -110,6 +111,7 @@ def dag_vae(
         n_hidden=n_hidden,
         batch_key=batch_key,
         encode_batch=encode_batch,
+        integration=integration,
         device=device,
         seed=seed,
     )

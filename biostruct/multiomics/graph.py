@@ -612,5 +612,7 @@ def describe_graph(graph: DAGSpec) -> str:
         c.name for c in graph.components if c.parents
     }
     alone = [label(c) for c in graph.components if c.name not in linked]
+    if len(graph.components) == 1:
+        return label(graph.components[0])
     parts = edges + [f"{a} (unconnected)" for a in alone]
     return "; ".join(parts)

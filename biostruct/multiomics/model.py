@@ -59,6 +59,11 @@ class DAGVAE:
         obs column with the batch of each cell (one-hot into every decoder); None for no batch.
     encode_batch
         Also feed the batch one-hot to the encoders.
+    integration
+        How a child's integrated latent is formed: ``"concat"`` (default): z_hat = B [parents'
+        latents; R z], B square and starting at the identity, so z_hat keeps every parent
+        dimension next to the child's own (size n_latent + the parents'); ``"linear"``:
+        CAVACHON's B into n_latent dimensions (parents and child summed at the start).
     device
         ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
     seed
@@ -77,6 +82,7 @@ class DAGVAE:
         n_hidden: int = 64,
         batch_key: str | None = None,
         encode_batch: bool = False,
+        integration: str = "concat",
         device: str | torch.device = "auto",
         seed: int = 0,
     ) -> None:
@@ -109,6 +115,7 @@ class DAGVAE:
             "n_hidden": n_hidden,
             "batch_key": batch_key,
             "encode_batch": encode_batch,
+            "integration": integration,
             "seed": seed,
         }
         self.n_features = {m: x.shape[1] for m, x in self.data.X.items()}
@@ -116,7 +123,12 @@ class DAGVAE:
         self.batch_categories = list(self.data.batch_categories)
         torch.manual_seed(self.seed)
         self.module = DAGModule(
-            self.graph, self.n_features, self.data.n_batch, encode_batch, seed=self.seed
+            self.graph,
+            self.n_features,
+            self.data.n_batch,
+            encode_batch,
+            seed=self.seed,
+            integration=integration,
         ).to(self.device)
         self.history: list[dict] = []
         self.train_summary: list[dict] = []
@@ -633,7 +645,12 @@ class DAGVAE:
         self.var_names = meta["var_names"]
         self.batch_categories = meta["batch_categories"]
         self.module = DAGModule(
-            self.graph, self.n_features, len(self.batch_categories), self.encode_batch, self.seed
+            self.graph,
+            self.n_features,
+            len(self.batch_categories),
+            self.encode_batch,
+            self.seed,
+            integration=ia.get("integration", "linear"),  # models saved before it existed
         )
         try:
             self.module.load_state_dict(state)

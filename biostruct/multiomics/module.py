@@ -61,10 +61,14 @@ class ComponentModule(nn.Module):
         n_batch: int,
         encode_batch: bool,
         seed: int,
+        integration: str = "concat",
     ) -> None:
         super().__init__()
         assert spec.n_latent and spec.n_clusters and spec.n_layers and spec.n_hidden
         d, width = spec.n_latent, spec.n_hidden
+        self.parent_dims = list(parent_dims)
+        #: size of z_hat: d ("linear", CAVACHON's B into d dims) or d + parents ("concat")
+        self.z_hat_dim = d + sum(parent_dims) if integration == "concat" else d
         self.name = spec.name
         self.modalities = list(spec.modalities)
         self.encode_batch = encode_batch
@@ -78,17 +82,23 @@ class ComponentModule(nn.Module):
         self.enc_logvar = nn.Linear(widths[0], d)
         self.prior = MixturePrior(spec.n_clusters, d, seed=seed)
         self.r_net = nn.Linear(d, d, bias=False)
-        self.b_net = nn.Linear(d + sum(parent_dims), d, bias=False)
-        # identity-like start: z_hat = z + (parent parts), so the latent's scale reaches the decoder
+        self.b_net = nn.Linear(d + sum(parent_dims), self.z_hat_dim, bias=False)
         with torch.no_grad():
             nn.init.eye_(self.r_net.weight)
-            self.b_net.weight.zero_()
-            col = 0
-            for pd_ in [*parent_dims, d]:
-                k = min(pd_, d)
-                self.b_net.weight[:k, col : col + k] += torch.eye(k)
-                col += pd_
-        self.decoders = nn.ModuleDict({m: mlp(d + n_batch, widths) for m in self.modalities})
+            if self.z_hat_dim == d + sum(parent_dims):
+                # concat: z_hat starts as [parents; z] (B = identity), so no part is lost
+                nn.init.eye_(self.b_net.weight)
+            else:
+                # linear: z_hat = z + (parent parts), so the latent's scale reaches the decoder
+                self.b_net.weight.zero_()
+                col = 0
+                for pd_ in [*parent_dims, d]:
+                    k = min(pd_, d)
+                    self.b_net.weight[:k, col : col + k] += torch.eye(k)
+                    col += pd_
+        self.decoders = nn.ModuleDict(
+            {m: mlp(self.z_hat_dim + n_batch, widths) for m in self.modalities}
+        )
         self.likelihoods: Mapping[str, Likelihood] = nn.ModuleDict(
             {m: make_likelihood(likelihoods[m], n_features[m], widths[-1]) for m in self.modalities}
         )
@@ -126,16 +136,36 @@ class DAGModule(nn.Module):
         n_batch: int,
         encode_batch: bool = False,
         seed: int = 0,
+        integration: str = "concat",
     ) -> None:
         super().__init__()
+        if integration not in ("concat", "linear"):
+            from biostruct.errors import ConfigError
+
+            raise ConfigError(
+                f"unknown integration {integration!r}.",
+                field="integration",
+                fix="use 'concat' (z_hat = B [parents; z], all dims kept) or 'linear' "
+                "(CAVACHON's B into n_latent dims).",
+            )
         self.graph = graph
         self.n_batch = n_batch
+        self.integration = integration
         likelihoods = {m: s.likelihood for m, s in graph.modalities.items()}
         self.components = nn.ModuleDict()
         for i, spec in enumerate(graph.components):
-            pdims = [graph[p].n_latent for p in spec.parents]
+            pdims = [graph[p].n_latent for p in spec.conditioned_on_z] + [
+                self.components[p].z_hat_dim for p in spec.conditioned_on_z_hat
+            ]
             self.components[spec.name] = ComponentModule(
-                spec, likelihoods, n_features, pdims, n_batch, encode_batch, seed + 101 * i
+                spec,
+                likelihoods,
+                n_features,
+                pdims,
+                n_batch,
+                encode_batch,
+                seed + 101 * i,
+                integration,
             )
 
     def encode_all(

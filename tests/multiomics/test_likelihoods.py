@@ -126,7 +126,7 @@ def test_gaussian_matches_scipy():
 def test_protein_mixture_matches_scipy():
     lik, h = _setup(ProteinLikelihood)
     x = _counts(4) * 5
-    back = torch.exp(lik.log_background).detach().numpy()[None, :].repeat(N, 0)
+    back = torch.exp(lik.log_background + lik.bg_head(h)).detach().numpy()
     fore = back * (1 + torch.nn.functional.softplus(lik.fg_head(h)).detach().numpy())
     pb = torch.sigmoid(lik.mix_head(h)).detach().numpy()
     theta = (torch.nn.functional.softplus(lik.log_theta) + 1e-4).detach().numpy()
@@ -135,6 +135,23 @@ def test_protein_mixture_matches_scipy():
     lf = stats.nbinom.logpmf(xn, theta, theta / (theta + fore))
     ref = logsumexp(np.stack([np.log(pb) + lb, np.log1p(-pb) + lf]), axis=0).sum(1)
     np.testing.assert_allclose(lik.log_likelihood(x, h, None).detach().numpy(), ref, rtol=1e-4)
+
+
+def test_protein_depth_scales_background():
+    lik, h = _setup(ProteinLikelihood)
+    x = _counts(4) * 5
+    with torch.no_grad():
+        lik.bg_head.weight.normal_(0, 0.3)
+    aux = lik.auxiliary(x)
+    ref = lik.distribution(h, aux).log_prob(x).sum(-1)
+    np.testing.assert_allclose(
+        lik.log_likelihood(x, h, aux).detach().numpy(), ref.detach().numpy(), rtol=1e-4
+    )
+    # twice the depth: every background (and foreground) mean doubles
+    b1, f1, _ = lik._parts(h, aux)
+    b2, f2, _ = lik._parts(h, aux + np.log(2.0))
+    np.testing.assert_allclose((b2 / b1).detach().numpy(), 2.0, rtol=1e-5)
+    np.testing.assert_allclose((f2 / f1).detach().numpy(), 2.0, rtol=1e-5)
 
 
 def _mixture(seed=0, k=3, d=2):

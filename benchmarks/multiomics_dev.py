@@ -1,0 +1,603 @@
+"""Benchmark: does integration help? DAG-VAE vs PCA baselines, concatenations, totalVI and MULTIVI.
+
+DEV sets (``$BIOSTRUCT_DATA_DIR/multiomics``, tune freely):
+
+- ``pbmc10k_cite_scmdc``: 10x PBMC 10k CITE-seq as shipped by scMDC, 6,661 cells, 1,000 genes +
+  14 proteins, 7 labels (``obs["cell_type"]``);
+- ``snareseq_mop``: SNARE-seq adult mouse cortex, 10,309 cells, 1,677 genes + the peaks open in
+  >= 0.25 % of the cells (9,808 of 25,734), 15 labels (``cluster (remapped)``);
+- ``cbmc_cite_scmdc`` (``--datasets`` only): 1,182 cells, 10 proteins, 6 protein-derived labels: a
+  sanity check, not evidence.
+
+Rows (every row scored by the same code, :func:`score`):
+
+- ``dagvae`` / ``z_hat_<child>``: the DAG-VAE with the package's default graph (protein -> RNA or
+  ATAC -> RNA) and default settings; the integrated latent of the child component. The same model
+  also gives ``z_<parent>`` (the root component, a protein-only or ATAC-only model) and
+  ``z_<child>`` (the child's own latent);
+- ``dagvae_rna_only`` / ``z_rna``: the same settings on RNA alone;
+- ``pca_rna``: scanpy RNA PCA (normalize_total, log1p, scale, 30 PCs);
+- ``pca_adt`` (ADT CLR, scale, PCA) or ``lsi_atac`` (TF-IDF, SVD, components 2..31);
+- ``concat_rna_adt`` / ``concat_rna_atac``: the two blocks side by side, each scaled to unit
+  total variance;
+- ``totalvi`` / ``multivi``: scvi-tools at its defaults (``train()`` with early stopping; its
+  default max_epochs), ``get_latent_representation()``.
+
+Models run 3 seeds (``--seeds``); PCA baselines are deterministic and run once (seed 0 for Leiden).
+Metrics: ARI/NMI of Leiden at the resolution of a grid with the best ARI (label-informed, as in
+most papers), ``ari_label_free``/``nmi_label_free`` at the resolution with the best silhouette of
+the clustering on the latent (no labels used), kNN purity (k = 15), train seconds, seconds per
+epoch (DAG-VAE: one epoch of every component, i.e. one pass over every modality), peak RSS of the
+process that trained the row (each model runs in its own spawned process).
+
+Environment. scvi-tools is not part of the core install; totalVI/MULTIVI rows need a separate
+virtual environment::
+
+    python3.11 -m venv .venv-bench
+    .venv-bench/bin/pip install torch==2.13.0
+    .venv-bench/bin/pip install "scvi-tools>=1.2" -e .
+    .venv-bench/bin/python benchmarks/multiomics_dev.py            # everything (hours on 2 CPUs)
+
+Without scvi-tools those rows are written as skipped. Usage::
+
+    python benchmarks/multiomics_dev.py --quick      # 1,500 cells per set, <= 60 epochs: minutes
+    python benchmarks/multiomics_dev.py --datasets pbmc10k_cite_scmdc --methods dagvae,pca
+    python benchmarks/multiomics_dev.py --merge --methods totalvi   # add rows to an earlier run
+
+Writes ``reports/benchmarks/multiomics_dev{_quick}.{json,md}`` atomically after each row group:
+``{"meta": {...}, "rows": [{"dataset", "method", "latent", "seed", "ari", "nmi",
+"ari_label_free", "knn_purity", "train_seconds", "seconds_per_epoch", "peak_rss_mb", ...}]}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# mudata 0.3's notice about .update() in 0.4, once per modality and call
+warnings.filterwarnings("ignore", category=FutureWarning, module="mudata")
+
+REPO = Path(__file__).resolve().parents[1]
+if "BIOSTRUCT_DATA_DIR" not in os.environ and (REPO.parent / "shared" / "data").is_dir():
+    os.environ["BIOSTRUCT_DATA_DIR"] = str(REPO.parent / "shared" / "data")
+
+RESOLUTIONS = (0.1, 0.2, 0.3, 0.5, 0.8, 1.0, 1.5, 2.0)
+DATASETS = ("pbmc10k_cite_scmdc", "snareseq_mop")
+METHODS = ("dagvae", "dagvae_rna_only", "pca", "scvi")
+QUICK_CELLS = 1500
+QUICK_EPOCHS = 60
+
+
+# ---------------------------------------------------------------------------------------- data
+def load(name: str, quick: bool, seed: int = 0):
+    """MuData (``rna`` + ``prot`` or ``atac``, raw counts) with ``obs["label"]``."""
+    import anndata as ad
+    import mudata
+    import numpy as np
+
+    from biostruct.multiomics import filter_empty
+
+    root = Path(os.environ["BIOSTRUCT_DATA_DIR"]) / "multiomics"
+    if name in ("pbmc10k_cite_scmdc", "cbmc_cite_scmdc"):
+        rna = ad.read_h5ad(root / name / "rna.h5ad")
+        adt = ad.read_h5ad(root / name / "adt.h5ad")
+        md = mudata.MuData({"rna": rna, "prot": adt})
+        md.obs["label"] = rna.obs["cell_type"].astype(str).to_numpy()
+    elif name == "snareseq_mop":
+        import biostruct as bs
+
+        md = bs.datasets.load("snareseq")
+        md.obs["label"] = md.obs["label"].astype(str).to_numpy()
+    else:
+        raise SystemExit(f"unknown dataset {name!r}; use one of {DATASETS + ('cbmc_cite_scmdc',)}")
+    labels = md.obs["label"].copy()
+    if quick and md.n_obs > QUICK_CELLS:
+        rng = np.random.default_rng(seed)
+        cells = np.sort(rng.choice(md.n_obs, size=QUICK_CELLS, replace=False))
+        md = md[md.obs_names[cells]].copy()
+        labels = labels.reindex(md.obs_names)
+    if "atac" in md.mod:
+        atac = md.mod["atac"]
+        freq = np.asarray((atac.X > 0).sum(0)).ravel()
+        keep = np.flatnonzero(freq >= 0.0025 * md.n_obs)
+        if quick:
+            keep = np.sort(np.argsort(-freq, kind="stable")[:3000])
+        md.mod["atac"] = atac[:, keep].copy()
+        md.update()
+    md = filter_empty(md)
+    md.obs["label"] = labels.reindex(md.obs_names).astype(str).to_numpy()
+    return md
+
+
+# ------------------------------------------------------------------------------------- metrics
+def score(z, labels, seed: int = 0) -> dict:
+    """The metrics of one latent: Leiden best-by-ARI and label-free, kNN purity."""
+    import numpy as np
+    import scanpy as sc
+    from sklearn.metrics import adjusted_rand_score as ari
+    from sklearn.metrics import normalized_mutual_info_score as nmi
+    from sklearn.metrics import silhouette_score
+
+    from biostruct.multiomics import knn_purity
+    from biostruct.multiomics.analysis import latent_neighbors
+
+    z = np.asarray(z, dtype=np.float32)
+    labels = np.asarray(labels).astype(str)
+    tmp = latent_neighbors(z, n_neighbors=15, seed=seed)
+    rng = np.random.default_rng(seed)
+    sub = rng.choice(len(z), size=min(len(z), 3000), replace=False)
+    rows = []
+    for r in RESOLUTIONS:
+        sc.tl.leiden(
+            tmp,
+            resolution=r,
+            key_added="l",
+            flavor="igraph",
+            n_iterations=2,
+            directed=False,
+            random_state=seed,
+        )
+        lab = tmp.obs["l"].astype(str).to_numpy()
+        k = len(np.unique(lab))
+        sil = silhouette_score(z[sub], lab[sub]) if 1 < len(np.unique(lab[sub])) < len(sub) else -1
+        rows.append(
+            {"res": r, "k": k, "ari": ari(labels, lab), "nmi": nmi(labels, lab), "sil": sil}
+        )
+    best = max(rows, key=lambda x: x["ari"])
+    free = max(rows, key=lambda x: x["sil"])
+    return {
+        "ari": best["ari"],
+        "nmi": best["nmi"],
+        "resolution": best["res"],
+        "n_clusters": best["k"],
+        "ari_label_free": free["ari"],
+        "nmi_label_free": free["nmi"],
+        "resolution_label_free": free["res"],
+        "n_clusters_label_free": free["k"],
+        "knn_purity": knn_purity(z, labels, k=15),
+    }
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# -------------------------------------------------------------------------------------- models
+def run_dagvae(task: dict) -> list[dict]:
+    import numpy as np
+    import torch
+
+    from biostruct.multiomics import DAGVAE
+
+    torch.set_num_threads(1)
+    md = load(task["dataset"], task["quick"])
+    labels = md.obs["label"].to_numpy()
+    mods = dict(md.mod) if task["method"] == "dagvae" else {"rna": md.mod["rna"]}
+    kw = dict(task.get("train", {}))
+    if task["quick"]:
+        kw.setdefault("max_epochs", QUICK_EPOCHS)
+    t0 = time.perf_counter()
+    model = DAGVAE(mods, seed=task["seed"], **task.get("init", {}))
+    model.train(progress=False, **kw)
+    train_s = time.perf_counter() - t0
+    per_epoch = sum(s["seconds"] / max(1, s["epochs"]) for s in model.train_summary)
+    epochs = {s["component"]: s["epochs"] for s in model.train_summary}
+    rows = []
+    order = model.graph.order
+    child = order[-1]
+    latents = []
+    for c in order:
+        kinds = ["z"] + (["z_hat"] if model.graph[c].parents else [])
+        latents += [(c, k) for k in kinds]
+    for c, kind in latents:
+        z = model.get_latent_representation(c, kind)
+        rows.append(
+            {
+                "latent": f"{kind}_{c}",
+                "integrated": bool(kind == "z_hat" and c == child),
+                **score(z, labels, task["seed"]),
+            }
+        )
+    for r in rows:
+        r.update(
+            train_seconds=train_s,
+            seconds_per_epoch=per_epoch,
+            epochs=epochs,
+            warnings=list(model.warnings),
+            graph=model.graph.to_yaml(),
+        )
+    del np
+    return rows
+
+
+def _rna_pca(rna, n_comps: int = 30):
+    import numpy as np
+    import scanpy as sc
+
+    a = rna.copy()
+    sc.pp.normalize_total(a, target_sum=1e4)
+    sc.pp.log1p(a)
+    sc.pp.scale(a, max_value=10)
+    sc.tl.pca(a, n_comps=min(n_comps, a.n_vars - 1), random_state=0)
+    return np.asarray(a.obsm["X_pca"], dtype=np.float32)
+
+
+def _adt_pca(adt, n_comps: int = 30):
+    import numpy as np
+    import scipy.sparse as sp
+    from sklearn.decomposition import PCA
+
+    x = adt.X.toarray() if sp.issparse(adt.X) else np.asarray(adt.X)
+    x = x.astype(np.float64)
+    # CLR per cell (Seurat/muon): log1p(x / geometric mean of the cell's log1p counts)
+    g = np.exp(np.log1p(x).mean(1, keepdims=True))
+    clr = np.log1p(x / g)
+    clr = (clr - clr.mean(0)) / (clr.std(0) + 1e-8)
+    k = min(n_comps, x.shape[1] - 1)
+    return PCA(n_components=k, random_state=0).fit_transform(clr).astype(np.float32)
+
+
+def _atac_lsi(atac, n_comps: int = 30):
+    import numpy as np
+    import scipy.sparse as sp
+    from sklearn.decomposition import TruncatedSVD
+
+    x = sp.csr_matrix(atac.X, dtype=np.float64)
+    x.data[:] = 1.0
+    tf = sp.diags(1.0 / np.maximum(np.asarray(x.sum(1)).ravel(), 1)) @ x
+    idf = np.log1p(x.shape[0] / np.maximum(np.asarray(x.sum(0)).ravel(), 1))
+    tfidf = (tf @ sp.diags(idf)).tocsr()
+    tfidf.data = np.log1p(tfidf.data * 1e4)
+    svd = TruncatedSVD(n_components=n_comps + 1, random_state=0).fit_transform(tfidf)
+    lsi = svd[:, 1:]  # the first component follows sequencing depth
+    return ((lsi - lsi.mean(0)) / (lsi.std(0) + 1e-8)).astype(np.float32)
+
+
+def _unit(block):
+    import numpy as np
+
+    b = block - block.mean(0)
+    return b / np.sqrt((b**2).sum(1).mean())
+
+
+def run_pca(task: dict) -> list[dict]:
+    import numpy as np
+
+    md = load(task["dataset"], task["quick"])
+    labels = md.obs["label"].to_numpy()
+    rows = []
+    t0 = time.perf_counter()
+    rna = _rna_pca(md.mod["rna"])
+    t_rna = time.perf_counter() - t0
+    rows.append({"method": "pca_rna", "latent": "pca", "train_seconds": t_rna, "z": rna})
+    if "prot" in md.mod:
+        t0 = time.perf_counter()
+        other = _adt_pca(md.mod["prot"])
+        t_o = time.perf_counter() - t0
+        rows.append({"method": "pca_adt", "latent": "clr_pca", "train_seconds": t_o, "z": other})
+        name = "concat_rna_adt"
+    else:
+        t0 = time.perf_counter()
+        other = _atac_lsi(md.mod["atac"])
+        t_o = time.perf_counter() - t0
+        rows.append({"method": "lsi_atac", "latent": "lsi", "train_seconds": t_o, "z": other})
+        name = "concat_rna_atac"
+    cat = np.concatenate([_unit(rna), _unit(other)], 1)
+    rows.append({"method": name, "latent": "concat", "train_seconds": t_rna + t_o, "z": cat})
+    out = []
+    for r in rows:
+        z = r.pop("z")
+        out.append({**r, **score(z, labels, 0), "seconds_per_epoch": None, "integrated": False})
+    return out
+
+
+def run_scvi(task: dict) -> list[dict]:
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+    try:
+        import scvi
+    except ImportError as err:
+        return [{"skipped": f"scvi-tools not importable ({err}); see the module docstring"}]
+    md = load(task["dataset"], task["quick"])
+    labels = md.obs["label"].to_numpy()
+    scvi.settings.seed = task["seed"]
+    scvi.settings.dl_num_workers = 0
+    kw = {"early_stopping": True, "accelerator": "cpu", "devices": 1}
+    if task["quick"]:
+        kw["max_epochs"] = QUICK_EPOCHS
+    if task.get("max_epochs"):
+        kw["max_epochs"] = task["max_epochs"]
+    t0 = time.perf_counter()
+    if "prot" in md.mod:
+        method = "totalvi"
+        rna = md.mod["rna"].copy()
+        rna.obsm["protein_expression"] = md.mod["prot"].X.toarray().astype(np.float32)
+        scvi.model.TOTALVI.setup_anndata(rna, protein_expression_obsm_key="protein_expression")
+        model = scvi.model.TOTALVI(rna)
+        model.train(**kw)
+        latents = {"joint": model.get_latent_representation()}
+    else:
+        method = "multivi"
+        scvi.model.MULTIVI.setup_mudata(md, modalities={"rna_layer": "rna", "atac_layer": "atac"})
+        model = scvi.model.MULTIVI(
+            md, n_genes=md.mod["rna"].n_vars, n_regions=md.mod["atac"].n_vars
+        )
+        model.train(**kw)
+        latents = {"joint": model.get_latent_representation()}
+    train_s = time.perf_counter() - t0
+    n_ep = len(model.history["elbo_train"]) if "elbo_train" in model.history else None
+    rows = []
+    for which, z in latents.items():
+        rows.append(
+            {
+                "method": method,
+                "latent": which,
+                "integrated": True,
+                **score(z, labels, task["seed"]),
+                "train_seconds": train_s,
+                "seconds_per_epoch": train_s / n_ep if n_ep else None,
+                "epochs": n_ep,
+                "train_settings": {k: v for k, v in kw.items() if k != "devices"},
+            }
+        )
+    return rows
+
+
+RUNNERS = {"dagvae": run_dagvae, "dagvae_rna_only": run_dagvae, "pca": run_pca, "scvi": run_scvi}
+
+
+def _child(task: dict, q) -> None:
+    warnings.filterwarnings("ignore", category=FutureWarning, module="mudata")
+    try:
+        rows = RUNNERS[task["method"]](task)
+        for r in rows:
+            r.setdefault("method", task["method"])
+            r["peak_rss_mb"] = _peak_rss_mb()
+        q.put(rows)
+    except Exception as err:  # a failing model must not sink the others
+        import traceback
+
+        q.put([{"skipped": f"error: {err!r}", "trace": traceback.format_exc()}])
+
+
+def run_isolated(task: dict) -> list[dict]:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child, args=(task, q))
+    p.start()
+    rows = q.get()
+    p.join()
+    for r in rows:
+        r.setdefault("method", task["method"])
+        r["dataset"] = task["dataset"]
+        r["seed"] = task["seed"]
+    return rows
+
+
+# -------------------------------------------------------------------------------------- report
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Mean and sd over seeds per (dataset, method, latent)."""
+    import numpy as np
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if "skipped" in r:
+            continue
+        groups.setdefault((r["dataset"], r["method"], r["latent"]), []).append(r)
+    out = []
+    for (d, m, lat), rs in groups.items():
+        s = {"dataset": d, "method": m, "latent": lat, "n_seeds": len(rs)}
+        s["integrated"] = bool(rs[0].get("integrated"))
+        for k in (
+            "ari",
+            "nmi",
+            "ari_label_free",
+            "nmi_label_free",
+            "knn_purity",
+            "train_seconds",
+            "seconds_per_epoch",
+            "peak_rss_mb",
+        ):
+            v = [r[k] for r in rs if r.get(k) is not None]
+            s[k] = float(np.mean(v)) if v else None
+            s[k + "_sd"] = float(np.std(v)) if len(v) > 1 else None
+        out.append(s)
+    return out
+
+
+def targets(summary: list[dict], dataset: str) -> list[str]:
+    """The issue's "Done when" checks for one dataset."""
+    rows = [s for s in summary if s["dataset"] == dataset]
+    ours = [s for s in rows if s["method"] == "dagvae" and s["integrated"]]
+    if not ours:
+        return []
+    o = ours[0]
+    others = [s for s in rows if s["method"] not in ("dagvae", "dagvae_rna_only")]
+    lines = [f"Targets on `{dataset}` (DAG-VAE `{o['latent']}`, mean over {o['n_seeds']} seeds):"]
+    for metric in ("ari", "nmi"):
+        if others:
+            best = max(others, key=lambda s: s[metric])
+            ok = o[metric] >= best[metric]
+            lines.append(
+                f"- {metric.upper()} {o[metric]:.3f} >= every other row (best "
+                f"`{best['method']}/{best['latent']}` {best[metric]:.3f}): "
+                + ("met" if ok else "NOT met")
+            )
+    rna = [s for s in rows if s["method"] == "dagvae_rna_only"]
+    if rna:
+        r = rna[0]
+        lines.append(
+            f"- ARI {o['ari']:.3f} >= RNA-only {r['ari']:.3f} + 0.03: "
+            + ("met" if o["ari"] >= r["ari"] + 0.03 else "NOT met")
+        )
+    ref = [s for s in rows if s["method"] in ("totalvi", "multivi") and s["seconds_per_epoch"]]
+    if ref and o["seconds_per_epoch"]:
+        sp = ref[0]["seconds_per_epoch"]
+        lines.append(
+            f"- seconds per epoch {o['seconds_per_epoch']:.2f} <= 0.5 x {ref[0]['method']} "
+            f"{sp:.2f}: " + ("met" if o["seconds_per_epoch"] <= 0.5 * sp else "NOT met")
+        )
+    return lines
+
+
+def to_markdown(result: dict) -> str:
+    m = result["meta"]
+    summary = summarise(result["rows"])
+
+    def f(v, sd=None):
+        if v is None:
+            return ""
+        return f"{v:.3f}" + (f" ± {sd:.3f}" if sd else "")
+
+    lines = [
+        "# Multi-omics DEV benchmark: does integration help?",
+        "",
+        f"Command: `{m['command']}`  ",
+        f"Host: {m['host']}; torch threads 1; {'QUICK run: ' + m['quick_note'] if m['quick'] else 'full data'}.",
+        "",
+    ]
+    for d in m["datasets"]:
+        info = m.get("data", {}).get(d, {})
+        lines += [
+            f"## {d}",
+            "",
+            f"{info.get('n_cells', '?')} cells; features {info.get('n_features', '?')}; "
+            f"{info.get('n_labels', '?')} labels.",
+            "",
+            "| method | latent | seeds | ARI (best res) | NMI (best res) | ARI label-free | "
+            "NMI label-free | kNN purity | train s | s/epoch | peak RSS MB |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for s in [s for s in summary if s["dataset"] == d]:
+            lines.append(
+                f"| {s['method']} | {s['latent']}{' (integrated)' if s['integrated'] else ''} | "
+                f"{s['n_seeds']} | {f(s['ari'], s['ari_sd'])} | {f(s['nmi'], s['nmi_sd'])} | "
+                f"{f(s['ari_label_free'], s['ari_label_free_sd'])} | "
+                f"{f(s['nmi_label_free'], s['nmi_label_free_sd'])} | {f(s['knn_purity'])} | "
+                f"{f(s['train_seconds'])} | {f(s['seconds_per_epoch'])} | {f(s['peak_rss_mb'])} |"
+            )
+        for r in result["rows"]:
+            if r.get("dataset") == d and "skipped" in r:
+                lines.append(f"| {r['method']} | skipped: {r['skipped']} |" + " |" * 9)
+        lines += [""] + targets(summary, d) + [""]
+    lines += [
+        "ARI/NMI (best res): Leiden on the latent's 15-NN graph at the resolution of "
+        f"{list(RESOLUTIONS)} with the best ARI (uses the labels); label-free: the resolution "
+        "with the best silhouette of the clustering on the latent (3,000 cells). kNN purity: "
+        "k = 15. s/epoch for the DAG-VAE: one epoch of every component (one pass over every "
+        "modality), summed; scvi-tools: train seconds / epochs run. Each model in its own "
+        "process (peak RSS is its own). PCA baselines are deterministic (one run).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _write(out: Path, name: str, result: dict) -> None:
+    _atomic_write(out / f"{name}.json", json.dumps(result, indent=1, default=str))
+    _atomic_write(out / f"{name}.md", to_markdown(result))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help=f"{QUICK_CELLS} cells per dataset")
+    ap.add_argument("--datasets", default=",".join(DATASETS))
+    ap.add_argument("--methods", default=",".join(METHODS), help=f"subset of {METHODS}")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--scvi-max-epochs", type=int, default=None, help="cap scvi-tools' epochs")
+    ap.add_argument("--merge", action="store_true", help="keep other rows of an earlier run")
+    ap.add_argument("--out", default=str(REPO / "reports" / "benchmarks"))
+    args = ap.parse_args(argv)
+    datasets = args.datasets.split(",")
+    methods = args.methods.split(",")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    name = "multiomics_dev_quick" if args.quick else "multiomics_dev"
+    out = Path(args.out)
+    command = "python benchmarks/multiomics_dev.py " + " ".join(argv or sys.argv[1:])
+    meta = {
+        "command": command,
+        "quick": args.quick,
+        "quick_note": f"{QUICK_CELLS} random cells per dataset, at most {QUICK_EPOCHS} epochs "
+        "(DAG-VAE per component, scvi-tools)",
+        "datasets": datasets,
+        "host": f"{platform.node()} ({os.cpu_count()} CPUs)",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "data": {},
+    }
+    rows: list[dict] = []
+    if args.merge and (out / f"{name}.json").exists():
+        old = json.loads((out / f"{name}.json").read_text())
+        keep = [
+            r
+            for r in old["rows"]
+            if not (
+                r.get("dataset") in datasets
+                and (r.get("_group") or r.get("method")) in methods
+                and r.get("seed") in seeds
+            )
+        ]
+        rows = keep
+        meta["command"] = old["meta"]["command"] + " ; " + command
+        meta["datasets"] = list(dict.fromkeys(old["meta"]["datasets"] + datasets))
+        meta["data"] = old["meta"].get("data", {})
+    t0 = time.perf_counter()
+    for d in datasets:
+        md = load(d, args.quick)
+        meta["data"][d] = {
+            "n_cells": int(md.n_obs),
+            "n_features": {m: int(a.n_vars) for m, a in md.mod.items()},
+            "n_labels": int(md.obs["label"].nunique()),
+        }
+        del md
+        for method in methods:
+            for seed in seeds if method != "pca" else [0]:
+                task = {
+                    "dataset": d,
+                    "method": method,
+                    "seed": seed,
+                    "quick": args.quick,
+                    "max_epochs": args.scvi_max_epochs,
+                }
+                print(f"[{time.perf_counter() - t0:6.0f}s] {d} {method} seed {seed}", flush=True)
+                res = run_isolated(task)
+                for r in res:
+                    r["_group"] = method
+                    if "skipped" in r:
+                        print(f"  skipped: {r['skipped']}\n{r.get('trace', '')}", flush=True)
+                    else:
+                        print(
+                            f"  {r['method']:16s} {r['latent']:12s} ARI {r['ari']:.3f} "
+                            f"NMI {r['nmi']:.3f} label-free {r['ari_label_free']:.3f} "
+                            f"purity {r['knn_purity']:.3f} train {r['train_seconds']:.0f} s",
+                            flush=True,
+                        )
+                rows.extend(res)
+                _write(out, name, {"meta": meta, "rows": rows})
+    meta["total_seconds"] = time.perf_counter() - t0
+    _write(out, name, {"meta": meta, "rows": rows})
+    print(f"wrote {out / name}.{{json,md}} in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
