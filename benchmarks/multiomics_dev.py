@@ -40,7 +40,7 @@ virtual environment::
 
 Without scvi-tools those rows are written as skipped. Usage::
 
-    python benchmarks/multiomics_dev.py --quick      # 1,500 cells per set, <= 60 epochs: minutes
+    python benchmarks/multiomics_dev.py --quick      # 1,500 cells per set (about 1 h on 2 CPUs)
     python benchmarks/multiomics_dev.py --datasets pbmc10k_cite_scmdc --methods dagvae,pca
     python benchmarks/multiomics_dev.py --merge --methods totalvi   # add rows to an earlier run
 
@@ -76,12 +76,15 @@ RESOLUTIONS = (0.1, 0.2, 0.3, 0.5, 0.8, 1.0, 1.5, 2.0)
 DATASETS = ("pbmc10k_cite_scmdc", "snareseq_mop")
 METHODS = ("dagvae", "dagvae_rna_only", "pca", "scvi")
 QUICK_CELLS = 1500
-QUICK_EPOCHS = 60
 
 
 # ---------------------------------------------------------------------------------------- data
-def load(name: str, quick: bool, seed: int = 0):
-    """MuData (``rna`` + ``prot`` or ``atac``, raw counts) with ``obs["label"]``."""
+def load(name: str, quick: bool | int, seed: int = 0):
+    """MuData (``rna`` + ``prot`` or ``atac``, raw counts) with ``obs["label"]``.
+
+    ``quick``: a random subsample of ``QUICK_CELLS`` cells (or of ``quick`` cells if an int) and,
+    for ATAC, the 3,000 most open peaks.
+    """
     import anndata as ad
     import mudata
     import numpy as np
@@ -102,9 +105,10 @@ def load(name: str, quick: bool, seed: int = 0):
     else:
         raise SystemExit(f"unknown dataset {name!r}; use one of {DATASETS + ('cbmc_cite_scmdc',)}")
     labels = md.obs["label"].copy()
-    if quick and md.n_obs > QUICK_CELLS:
+    n_sub = QUICK_CELLS if quick is True else int(quick)
+    if quick and md.n_obs > n_sub:
         rng = np.random.default_rng(seed)
-        cells = np.sort(rng.choice(md.n_obs, size=QUICK_CELLS, replace=False))
+        cells = np.sort(rng.choice(md.n_obs, size=n_sub, replace=False))
         md = md[md.obs_names[cells]].copy()
         labels = labels.reindex(md.obs_names)
     if "atac" in md.mod:
@@ -185,8 +189,6 @@ def run_dagvae(task: dict) -> list[dict]:
     labels = md.obs["label"].to_numpy()
     mods = dict(md.mod) if task["method"] == "dagvae" else {"rna": md.mod["rna"]}
     kw = dict(task.get("train", {}))
-    if task["quick"]:
-        kw.setdefault("max_epochs", QUICK_EPOCHS)
     t0 = time.perf_counter()
     model = DAGVAE(mods, seed=task["seed"], **task.get("init", {}))
     model.train(progress=False, **kw)
@@ -316,8 +318,6 @@ def run_scvi(task: dict) -> list[dict]:
     scvi.settings.seed = task["seed"]
     scvi.settings.dl_num_workers = 0
     kw = {"early_stopping": True, "accelerator": "cpu", "devices": 1}
-    if task["quick"]:
-        kw["max_epochs"] = QUICK_EPOCHS
     if task.get("max_epochs"):
         kw["max_epochs"] = task["max_epochs"]
     t0 = time.perf_counter()
@@ -521,13 +521,35 @@ def _write(out: Path, name: str, result: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help=f"{QUICK_CELLS} cells per dataset")
+    ap.add_argument("--cells", type=int, default=None, help="subsample size of --quick")
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--methods", default=",".join(METHODS), help=f"subset of {METHODS}")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--scvi-max-epochs", type=int, default=None, help="cap scvi-tools' epochs")
     ap.add_argument("--merge", action="store_true", help="keep other rows of an earlier run")
     ap.add_argument("--out", default=str(REPO / "reports" / "benchmarks"))
+    ap.add_argument(
+        "--combine",
+        nargs="+",
+        default=None,
+        help="only merge these result JSONs (e.g. one per dataset, run side by side) into --out",
+    )
     args = ap.parse_args(argv)
+    if args.combine:
+        parts = [json.loads(Path(p).read_text()) for p in args.combine]
+        meta = dict(parts[0]["meta"])
+        meta["command"] = " ; ".join(p["meta"]["command"] for p in parts)
+        meta["datasets"] = [d for p in parts for d in p["meta"]["datasets"]]
+        meta["data"] = {k: v for p in parts for k, v in p["meta"].get("data", {}).items()}
+        meta["total_seconds"] = {
+            d: p["meta"].get("total_seconds") for p in parts for d in p["meta"]["datasets"]
+        }
+        rows = [r for p in parts for r in p["rows"]]
+        name = "multiomics_dev_quick" if meta.get("quick") else "multiomics_dev"
+        _write(Path(args.out), name, {"meta": meta, "rows": rows})
+        print(f"wrote {Path(args.out) / name}.{{json,md}}")
+        return 0
+    quick = (args.cells or QUICK_CELLS) if args.quick else False
     datasets = args.datasets.split(",")
     methods = args.methods.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -537,8 +559,8 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "command": command,
         "quick": args.quick,
-        "quick_note": f"{QUICK_CELLS} random cells per dataset, at most {QUICK_EPOCHS} epochs "
-        "(DAG-VAE per component, scvi-tools)",
+        "quick_note": f"{quick} random cells per dataset (seed 0), every model at its "
+        "defaults (no epoch cap beyond the defaults)",
         "datasets": datasets,
         "host": f"{platform.node()} ({os.cpu_count()} CPUs)",
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -562,7 +584,7 @@ def main(argv: list[str] | None = None) -> int:
         meta["data"] = old["meta"].get("data", {})
     t0 = time.perf_counter()
     for d in datasets:
-        md = load(d, args.quick)
+        md = load(d, quick)
         meta["data"][d] = {
             "n_cells": int(md.n_obs),
             "n_features": {m: int(a.n_vars) for m, a in md.mod.items()},
@@ -575,7 +597,7 @@ def main(argv: list[str] | None = None) -> int:
                     "dataset": d,
                     "method": method,
                     "seed": seed,
-                    "quick": args.quick,
+                    "quick": quick,
                     "max_epochs": args.scvi_max_epochs,
                 }
                 print(f"[{time.perf_counter() - t0:6.0f}s] {d} {method} seed {seed}", flush=True)
