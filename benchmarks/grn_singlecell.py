@@ -6,14 +6,17 @@ Every dataset folder under ``--data`` (default ``$BIOSTRUCT_DATA_DIR/grn/dev_boo
 (:mod:`biostruct.grn.metrics`: AUPRC ratio, EPR, AP, AUROC, sign accuracy; self-loops excluded)
 it runs, per dataset:
 
-- track ``no_prior``: ``velocity`` (biostruct's default without a prior), seeds ``--seeds``;
+- track ``no_prior``: ``velocity`` (biostruct's default without a prior: the rank mix of the
+  PHOENIX ensemble and the linear velocity field), and its two parts from the same fit
+  (``velocity_neural``, ``velocity_linear``), seeds ``--seeds``;
   with ``--with-dense`` also dense PHOENIX on the same cell transitions (one seed);
 - tracks ``prior_0.25`` / ``prior_0.5``: the reference network with 25 % / 50 % of its edges
   moved (``corrupt_prior``, seeded by the replicate), scored alone (``prior_alone``) and as
-  ``posterior`` (biostruct's default with a prior: the prior combined with the same seed's
-  velocity evidence by :func:`biostruct.grn.velocity.combine_with_prior`, exactly what
-  ``infer_grn(method="posterior")`` writes to ``varp[key]``; the ensemble does not depend on the
-  prior, so it is fitted once per seed); with ``--with-dash`` also DASH's pruned network;
+  ``posterior`` (biostruct's default with a prior: the prior combined with the conditional
+  velocity evidence, :func:`~biostruct.grn.velocity.conditional_evidence` then
+  :func:`~biostruct.grn.velocity.combine_with_prior`, exactly what
+  ``infer_grn(method="posterior")`` writes to ``varp[key]``, on the same seed's cell
+  transitions); with ``--with-dash`` also DASH's pruned network;
 - track ``baseline``: Pearson, partial correlation (Ledoit-Wolf), SINCERITIES-style ridge
   regression (:mod:`biostruct.grn.baselines`) and GRNBoost2 (arboreto's own per-target
   routine ``arboreto.core.infer_partial_network`` with its GRNBoost2 settings, run in the
@@ -98,7 +101,7 @@ def _job(spec: dict[str, Any]) -> list[dict[str, Any]]:
     from biostruct.datasets import corrupt_prior, read_beeline
     from biostruct.grn import baselines
     from biostruct.grn.pseudotime import lineage_times
-    from biostruct.grn.velocity import combine_with_prior
+    from biostruct.grn.velocity import combine_with_prior, conditional_evidence
 
     torch.set_num_threads(1)
     adata = read_beeline(spec["path"])
@@ -119,13 +122,18 @@ def _job(spec: dict[str, Any]) -> list[dict[str, Any]]:
     if kind == "velocity":
         model = bs.tl.infer_grn(adata, time_key=keys, method="velocity", seed=seed)
         sec = time.perf_counter() - t0
-        score = np.asarray(adata.varp["grn"])
         warn = list(adata.uns["grn"]["warnings"])
-        add("velocity", "no_prior", score, sec, warnings=warn)
+        ens = model.velocity
+        # one fit, three read-outs: the default (mixed) and its two parts
+        add("velocity", "no_prior", np.asarray(adata.varp["grn"]), sec, warnings=warn)
+        add("velocity_neural", "no_prior", ens.neural, sec, warnings=warn)
+        add("velocity_linear", "no_prior", ens.linear, sec)
+        transitions = model._transition_arrays()
         for f, p in priors.items():
+            # what infer_grn(method="posterior") writes to varp[key] (DASH's network aside)
             t1 = time.perf_counter()
-            post, info = combine_with_prior(model.velocity.score, p)
-            add("posterior", f"prior_{f}", post, sec + time.perf_counter() - t1, **info)
+            post, info = combine_with_prior(conditional_evidence(*transitions, p), p)
+            add("posterior", f"prior_{f}", post, time.perf_counter() - t1, **info)
     elif kind == "dense":
         bs.tl.infer_grn(adata, time_key=keys, method="dense", seed=seed, **spec["kwargs"])
         add("phoenix_dense", "no_prior", np.asarray(adata.varp["grn"]), time.perf_counter() - t0)

@@ -52,7 +52,7 @@ def _h5ad_safe(obj: Any) -> Any:
 
 _SCORE_NAMES = {
     "velocity": "ensemble mean Jacobian",
-    "posterior": "posterior edge probability (prior + velocity evidence), signed",
+    "posterior": "posterior edge probability (prior + conditional velocity evidence), signed",
 }
 
 
@@ -96,7 +96,8 @@ def infer_grn(
         ``adata.varp``. Needed by ``dash``, ``prior_only`` and ``phoenix``.
     method
         ``"auto"`` (default): ``"posterior"`` with a prior, ``"velocity"`` without.
-        ``"posterior"``: the prior combined with the data evidence of the velocity ensemble;
+        ``"posterior"``: the prior combined with conditional velocity evidence (how much each
+        target's velocity needs each regulator given its other prior regulators);
         ``varp[key_added]`` ranks edges by posterior probability and DASH's pruned network is
         written to ``varp[key_added + "_dash"]``. ``"velocity"``: bagged PHOENIX fields
         fitted to the observed velocities, edges = mean Jacobian over the observed states.
@@ -133,7 +134,7 @@ def infer_grn(
       ``method``; ``uns[key_added]["score"]`` names which);
     - ``adata.varp[key_added + "_dash"]``: DASH's sparse signed effect matrix (``posterior``);
     - ``adata.varp[key_added + "_stability"]``: share of ensemble members agreeing on the
-      edge's sign (``velocity`` and ``posterior``);
+      edge's sign (``velocity``);
     - ``adata.uns[key_added]``: ``params`` (method, sizes, configs), ``sparsity`` (per layer and
       pooled), ``history`` (per epoch: epoch, train_loss, val_loss, lr, seconds, pruned,
       density_<layer>), ``events`` (pruning epochs and per-layer densities), ``train_seconds``,

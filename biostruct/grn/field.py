@@ -72,9 +72,13 @@ class PhoenixField(nn.Module):
         Seed of the initialisation.
     bound
         ``None`` (PHOENIX): the target level A_s u + A_p v is unbounded. A number b: the level
-        is b * sigmoid(A_s u + A_p v), so dx/dt = relu(m) (level - x) points into [0, b] at
-        its faces and no trajectory can leave the box (a stable field by construction, for
-        expression scaled to [0, 1]; the ensemble of :mod:`biostruct.grn.velocity` uses 1.5).
+        is b * tanh((A_s u + A_p v) / b), the identity near 0 (so learning is unchanged in the
+        observed range) but confined to (-b, b); dx/dt = relu(m) (level - x) then points into
+        the box [-b, b] at its faces and no trajectory can leave it (a field that cannot blow
+        up, for expression scaled to [0, 1]; the ensemble of :mod:`biostruct.grn.velocity`
+        uses b = 2). A sigmoid squashing into (0, b) was tried first: it slowed learning so
+        much that members had not converged after 1,500 steps (AUPRC ratio 1.2-1.35 against
+        1.55-2.85 unbounded on the DEV set).
     """
 
     def __init__(
@@ -133,7 +137,7 @@ class PhoenixField(nn.Module):
     def level(self, x: torch.Tensor) -> torch.Tensor:
         """Target level of each gene: the joint output, squashed into (0, bound) if bounded."""
         j = self.joint(x)
-        return j if self.bound is None else self.bound * torch.sigmoid(j)
+        return j if self.bound is None else self.bound * torch.tanh(j / self.bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """dx/dt for a batch of states ``x`` of shape (..., G)."""

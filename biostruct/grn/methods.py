@@ -14,8 +14,8 @@ __all__ = ["METHODS", "NEEDS_PRIOR", "build_configs"]
 
 #: method -> short description
 METHODS = {
-    "posterior": "the prior combined with data evidence from the velocity ensemble (posterior "
-    "log-odds; the default with a prior), plus DASH's pruned network in varp[key + '_dash']",
+    "posterior": "the prior combined with conditional velocity evidence (posterior log-odds; "
+    "the default with a prior), plus DASH's pruned network in varp[key + '_dash']",
     "velocity": "bagged PHOENIX fields fitted to observed velocities (collocation); edges = mean "
     "Jacobian over the observed states (the default without a prior)",
     "dash": "DASH: prior-informed iterative pruning (lam_ppi 0.05, lam_motif 0.01), no prior loss",

@@ -216,6 +216,7 @@ class GRNModel:
         self.cell_states: np.ndarray | None = None
         self.scale: np.ndarray | None = None
         self.velocity: Any = None
+        self.evidence: np.ndarray | None = None
         self.posterior_info: dict[str, float] = {}
         self.warnings: list[str] = []
         if adata is None:
@@ -387,7 +388,7 @@ class GRNModel:
                     field=sorted(train_kwargs)[0],
                     fix="pass velocity={...} (VelocityConfig fields) instead",
                 )
-            self._fit_velocity(velocity_opts)
+            self._fit_velocity(velocity_opts, own_field=True)
             self.method = "velocity"
             self.params.update(method="velocity")
             return self
@@ -396,12 +397,24 @@ class GRNModel:
         self._fit(base, cfg, pruning, checkpoint, resume, checkpoint_every, callback, max_seconds)
         if method == "posterior":
             assert self.prior is not None
-            self._fit_velocity(velocity_opts)
+            from biostruct.grn.velocity import conditional_evidence
+
+            self.evidence = conditional_evidence(*self._transition_arrays(), self.prior)
             self.method = "posterior"
-            self.params.update(method="posterior", network_method="dash")
+            self.params.update(
+                method="posterior", network_method="dash", evidence="conditional velocity"
+            )
         return self
 
-    def _fit_velocity(self, options: dict[str, Any]) -> None:
+    def _transition_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every observed transition (x0, x1, dt): cell successors, or time-series steps."""
+        if self.cell_mode:
+            return self._all_transitions  # type: ignore[return-value]
+        assert self.data is not None
+        tr = self.data.transitions()
+        return tr.x0.numpy(), tr.x1.numpy(), tr.dt.numpy()
+
+    def _fit_velocity(self, options: dict[str, Any], *, own_field: bool) -> None:
         """Bagged collocation ensemble on every transition (see :mod:`biostruct.grn.velocity`)."""
         from biostruct.grn.velocity import VelocityConfig, fit_velocity_ensemble
 
@@ -413,13 +426,11 @@ class GRNModel:
                 field="velocity",
                 fix="use fields of biostruct.grn.velocity.VelocityConfig",
             ) from None
+        x0, x1, dt = self._transition_arrays()
         if self.cell_mode:
-            x0, x1, dt = self._all_transitions
             states = self.cell_states
         else:
             assert self.data is not None
-            tr = self.data.transitions()
-            x0, x1, dt = tr.x0.numpy(), tr.x1.numpy(), tr.dt.numpy()
             states = np.concatenate(self.data.values)
         if len(states) > 2000:  # the mean Jacobian converges long before every state is used
             states = states[np.random.default_rng(self.seed).choice(len(states), 2000, False)]
@@ -427,8 +438,11 @@ class GRNModel:
         ens = fit_velocity_ensemble(x0, x1, dt, states, vcfg, seed=self.seed, device=self.device)
         self.train_seconds += time.perf_counter() - t0
         self.velocity = ens
-        if self.method is None:  # velocity alone: the first member is the model's field
+        if own_field and ens.fields:  # velocity alone: the first member is the model's field
             self.module = ens.fields[0]
+            # velocities in pseudotime units make the field stiff (rates in the hundreds):
+            # simulate it with error control, not a fixed step that could be unstable
+            self.solver = SolverConfig(method="dopri5", rtol=1e-4, atol=1e-5)
         self.params.update(velocity=vcfg.to_dict(), velocity_best_step=list(ens.best_step))
         n_bad = sum(not ok for ok in ens.fitted)
         if n_bad:
@@ -441,8 +455,9 @@ class GRNModel:
         """The matrix written to ``varp[key]`` (regulator rows, target columns).
 
         - ``velocity``: the ensemble's mean Jacobian (signed, |value| ranks the edges);
-        - ``posterior``: the prior combined with that evidence
-          (:func:`biostruct.grn.velocity.combine_with_prior`), signed, values in (-1, 1);
+        - ``posterior``: the prior combined with the conditional velocity evidence
+          (:func:`biostruct.grn.velocity.conditional_evidence`, then
+          :func:`biostruct.grn.velocity.combine_with_prior`), signed, values in (-1, 1);
         - every other method: the PHOENIX effect matrix of the trained field.
         """
         self._check_fitted()
@@ -452,7 +467,7 @@ class GRNModel:
             from biostruct.grn.velocity import combine_with_prior
 
             assert self.prior is not None
-            score, info = combine_with_prior(self.velocity.score, self.prior)
+            score, info = combine_with_prior(self.evidence, self.prior)
             self.posterior_info = info
             return score
         return self.effect_matrix()
