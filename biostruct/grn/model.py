@@ -684,6 +684,8 @@ class GRNModel:
                 }
             if self.method == "posterior" and self.prior is not None:  # combined with the scores
                 payload["prior"] = torch.as_tensor(np.asarray(self.prior))
+            if getattr(self, "evidence", None) is not None:  # posterior: the data's evidence
+                payload["evidence"] = torch.as_tensor(np.asarray(self.evidence))
             save_torch(
                 tmp / "model.pt",
                 payload,
@@ -818,4 +820,6 @@ class GRNModel:
             )
         if "prior" in state:
             obj.prior = state["prior"].numpy()
+        if "evidence" in state:
+            obj.evidence = state["evidence"].numpy()
         return obj
