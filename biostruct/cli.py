@@ -1003,7 +1003,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         except ProcessLookupError:
             pass
 
-    sigs = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP]
+    sigs = [signal.SIGTERM, signal.SIGINT, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])]
     old = {s: signal.signal(s, forward) for s in sigs}
     deadline: float | None = None
     try:
