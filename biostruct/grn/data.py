@@ -93,8 +93,9 @@ def trajectories_from_anndata(
     Raises
     ------
     InputError
-        Missing keys, NaN/inf expression or time, repeated time points within a trajectory
-        (time must increase strictly), trajectories with fewer than two points.
+        Missing keys, NaN/inf expression or time, trajectories with fewer than two distinct
+        time points. Observations of one trajectory at the same time are replicates: their
+        mean is used (the first one's name stands for them in ``obs_names``).
     """
     if time_key not in adata.obs:
         raise InputError(
@@ -139,17 +140,25 @@ def trajectories_from_anndata(
                 field=f"obs[{trajectory_key!r}]",
                 fix="drop single-point trajectories or merge them into their series",
             )
+        xk, nk = x[order], obs_names[order]
         if np.any(np.diff(tk) <= 0):
-            raise InputError(
-                f"time does not increase strictly within trajectory {name!r} (repeated time "
-                f"{tk[np.flatnonzero(np.diff(tk) <= 0)[0]]:g})",
-                field=f"obs[{time_key!r}]",
-                fix="average observations that share a time point, or break ties in pseudotime",
-            )
+            # replicate measurements at one time point: their mean is the state at that time
+            tk, inverse = np.unique(tk, return_inverse=True)
+            counts = np.bincount(inverse)
+            xk = np.stack([xk[inverse == i].mean(0) for i in range(len(tk))])
+            nk = np.array([nk[inverse == i][0] for i in range(len(tk))], dtype=nk.dtype)
+            if len(tk) < 2:
+                raise InputError(
+                    f"trajectory {name!r} has a single distinct time point "
+                    f"({int(counts[0])} observations at time {tk[0]:g})",
+                    field=f"obs[{time_key!r}]",
+                    fix="give its observations different times, or pass cells=True for "
+                    "single cells with pseudotime",
+                )
         names.append(str(name))
         times.append(tk)
-        values.append(x[order])
-        index.append(obs_names[order])
+        values.append(xk)
+        index.append(nk)
     return Trajectories(names, times, values, [str(v) for v in adata.var_names], index)
 
 

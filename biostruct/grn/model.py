@@ -106,7 +106,10 @@ def _is_cell_input(
     else:
         groups = np.zeros(adata.n_obs, dtype=str)
     frame = pd.DataFrame({"g": groups, "t": t})
-    return bool(frame.duplicated().any())
+    # snapshots: many observations per series and tied times (a time series with the odd
+    # replicate stays a time series; its replicates are averaged)
+    per_series = adata.n_obs / max(frame["g"].nunique(), 1)
+    return bool(per_series >= 30 and frame.duplicated().mean() > 0.01)
 
 
 def _transitions(x0: np.ndarray, x1: np.ndarray, dt: np.ndarray) -> Transitions:
@@ -165,8 +168,8 @@ class GRNModel:
     cells
         ``True``: observations are single cells ordered by pseudotime (see
         :mod:`biostruct.grn.pseudotime`); ``False``: time series; ``"auto"``: single cells when
-        ``time_key`` is a list, ``lineage_key`` is given, the time has NaN, or a trajectory has
-        tied times.
+        ``time_key`` is a list, ``lineage_key`` is given, the time has NaN, or there are >= 30
+        observations per trajectory and more than 1 % of them share a time with another one.
     successors, successor_window
         Single-cell mode: successors averaged per cell and the candidate window (share of a
         lineage's cells), see :func:`biostruct.grn.pseudotime.successor_transitions`.

@@ -154,13 +154,23 @@ def test_nan_expression(adata):
     assert "grn" not in bad.varp and "grn" not in bad.uns
 
 
-def test_time_not_increasing(adata):
-    bad = adata.copy()
-    t = bad.obs["time"].to_numpy().copy()
-    t[1] = t[0]
-    bad.obs["time"] = t
-    with pytest.raises(InputError, match="increase"):
-        infer_grn(bad, "prior", **FAST)
+def test_replicates_at_one_time_are_averaged(adata):
+    """A time series with a repeated time point is not refused: replicates are averaged."""
+    from biostruct.grn.data import trajectories_from_anndata
+
+    rep = adata.copy()
+    traj = rep.obs["trajectory"].astype(str).to_numpy()
+    first = np.flatnonzero(traj == traj[0])
+    t = rep.obs["time"].to_numpy().copy()
+    t[first[1]] = t[first[0]]
+    rep.obs["time"] = t
+    data = trajectories_from_anndata(rep)
+    k = data.names.index(str(traj[0]))
+    assert len(data.times[k]) == len(first) - 1
+    x = np.asarray(rep.X)
+    np.testing.assert_allclose(data.values[k][0], x[first[:2]].mean(0), rtol=1e-6)
+    model = infer_grn(rep, "prior", method="dash", **FAST)
+    assert not model.cell_mode and "grn" in rep.varp
 
 
 def test_single_point_trajectory(adata):
