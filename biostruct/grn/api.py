@@ -144,6 +144,14 @@ def infer_grn(
       when the fit passed every check);
     - ``adata.layers[key_added + "_pred"]`` with ``predict=True``.
     """
+    outputs = {key_added, key_added + "_dash", key_added + "_stability"}
+    inputs = {k for k in (prior, truth) if isinstance(k, str) and k in adata.varp}
+    if outputs & inputs:
+        raise ConfigError(
+            f"key_added={key_added!r} would overwrite the input adata.varp[{sorted(outputs & inputs)[0]!r}]",
+            field="key_added",
+            fix="choose another key_added, e.g. key_added='grn'",
+        )
     target = adata.copy() if copy else adata
     if method == "auto":
         method = "velocity" if prior is None else "posterior"

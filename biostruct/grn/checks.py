@@ -25,7 +25,7 @@ __all__ = ["range_check", "selection_check", "fit_warnings"]
 VAL_RISE = 10.0
 
 
-def range_check(model: Any, *, slack: float = 1.0) -> list[str]:
+def range_check(model: Any, *, slack: float = 1.0, subject: str = "the fitted field") -> list[str]:
     """Warn when simulated trajectories leave the observed range by more than ``slack`` ranges."""
     data = model.data
     if data is None or not data.values:
@@ -39,10 +39,10 @@ def range_check(model: Any, *, slack: float = 1.0) -> list[str]:
     try:
         preds = model.predict_trajectories(data)
     except Exception as exc:  # a solver failure is itself the finding
-        return [f"simulating the fitted field failed ({type(exc).__name__}: {exc})"]
+        return [f"simulating {subject} failed ({type(exc).__name__}: {exc})"]
     for p in preds:
         if not np.isfinite(p).all():
-            return ["simulated trajectories reach NaN/inf: the fitted field diverges"]
+            return [f"simulated trajectories reach NaN/inf: {subject} diverges"]
         excess = np.maximum(lo - p, p - hi) / span
         j = int(np.argmax(excess.max(0)))
         if excess.max() > worst:
@@ -51,7 +51,7 @@ def range_check(model: Any, *, slack: float = 1.0) -> list[str]:
         gene = model.var_names[worst_gene]
         return [
             f"simulated trajectories leave the observed range by {worst:.1f}x the observed span "
-            f"(gene {gene}): the fitted field is unstable and its edges should not be trusted"
+            f"(gene {gene}): {subject} is unstable and its edges should not be trusted"
         ]
     return []
 
@@ -80,5 +80,10 @@ def fit_warnings(model: Any) -> list[str]:
     out = list(model.warnings)
     if model.history:
         out += selection_check(model.history, int(model.params.get("best_epoch", 0)))
-    out += range_check(model)
+    subject = (
+        "DASH's network (varp[key + '_dash'])"
+        if model.method == "posterior"
+        else "the fitted field"
+    )
+    out += range_check(model, subject=subject)
     return out

@@ -201,8 +201,9 @@ class GRNModel:
         self.params: dict[str, Any] = {
             "hidden": int(hidden),
             "init": init,
-            "time_key": time_key,
+            "time_key": time_key if isinstance(time_key, str) else [str(k) for k in time_key],
             "trajectory_key": trajectory_key,
+            "lineage_key": lineage_key,
             "layer": layer,
             "val_fraction": float(val_fraction),
             "val_fraction_cells": 0.15,
@@ -396,6 +397,9 @@ class GRNModel:
             self.params.update(method="velocity")
             return self
         base = "dash" if method == "posterior" else method
+        if self.cell_mode:
+            # thousands of cell transitions: 128 per step keeps an epoch at ~15 solves
+            train_kwargs.setdefault("batch_size", 128)
         cfg, pruning = build_configs(base, epochs, **train_kwargs)
         self._fit(base, cfg, pruning, checkpoint, resume, checkpoint_every, callback, max_seconds)
         if method == "posterior":
@@ -443,6 +447,7 @@ class GRNModel:
         self.velocity = ens
         if own_field and ens.fields:  # velocity alone: the first member is the model's field
             self.module = ens.fields[0]
+            self.params["field_bound"] = vcfg.bound
             # velocities in pseudotime units make the field stiff (rates in the hundreds):
             # simulate it with error control, not a fixed step that could be unstable
             self.solver = SolverConfig(method="dopri5", rtol=1e-4, atol=1e-5)
@@ -486,8 +491,14 @@ class GRNModel:
         callback: Callable[[dict[str, Any]], None] | None,
         max_seconds: float | None,
     ) -> None:
+        # single cells are scaled to [0, 1]: a bounded level keeps the field from blowing up
+        bound = 2.0 if self.cell_mode else None
         field = PhoenixField(
-            len(self.var_names), self.params["hidden"], init=self.params["init"], seed=self.seed
+            len(self.var_names),
+            self.params["hidden"],
+            init=self.params["init"],
+            seed=self.seed,
+            bound=bound,
         )
         trainer = Trainer(
             field,
@@ -511,6 +522,7 @@ class GRNModel:
             max_seconds=max_seconds,
         )
         self.train_seconds = time.perf_counter() - t0
+        self.params["field_bound"] = bound
         trainer.restore_best()
         self.trainer = trainer
         self.module = trainer.field
@@ -780,6 +792,8 @@ class GRNModel:
                 hidden=params["hidden"],
                 seed=params["seed"],
                 device=device,
+                lineage_key=params.get("lineage_key"),
+                cells=bool(params.get("cells", False)),
             )
         else:
             obj = cls(None, hidden=params["hidden"], device=device)
@@ -793,7 +807,7 @@ class GRNModel:
             weights = state  # methods held the field's weights alone
         try:
             hidden = int(weights["sums.weight"].shape[0])  # velocity members have their own
-            field = PhoenixField(len(meta["var_names"]), hidden)
+            field = PhoenixField(len(meta["var_names"]), hidden, bound=params.get("field_bound"))
             field.load_state_dict({k: v for k, v in weights.items() if not k.endswith("_mask")})
         except (RuntimeError, AttributeError, KeyError, TypeError, IndexError) as exc:
             raise DataFormatError(
