@@ -25,7 +25,7 @@ from typing import Any
 
 from biostruct.errors import BiostructError, ConfigError, DataFormatError, InputError
 
-__all__ = ["main", "build_parser", "workflow_dir"]
+__all__ = ["main", "build_parser", "workflow_dir", "packaged_workflow_dir"]
 
 _EPILOG = """\
 Typical use:
@@ -35,7 +35,8 @@ Typical use:
   biostruct grn fit prepared.h5ad --method dash --prior prior_noise_0.05 --out fitted.h5ad
 
 Each pipeline step is also a subcommand (see 'biostruct grn --help', 'biostruct multiomics
---help'); the Snakemake workflows in workflows/ chain them.
+--help'); the Snakemake workflow shipped with biostruct chains them ('biostruct workflow init
+DIR' copies it for editing).
 """
 
 
@@ -82,10 +83,30 @@ def _write_table(df: Any, path: str | Path, index: bool = False) -> Path:
     return write_atomic(path, lambda p: df.to_csv(p, index=index), ".csv")
 
 
+def strict_json(obj: Any) -> Any:
+    """``obj`` with NaN and infinities replaced by ``None`` (JSON ``null``) and numpy values
+    turned into Python ones, so that strict JSON parsers accept the file."""
+    import math
+
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return strict_json(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
 def _write_json(obj: Any, path: str | Path) -> Path:
-    return write_atomic(
-        path, lambda p: p.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
-    )
+    """Strict JSON (``null`` for NaN or infinite values), written atomically."""
+    text = json.dumps(strict_json(obj), indent=2, default=_json_default, allow_nan=False)
+    return write_atomic(path, lambda p: p.write_text(text + "\n"))
 
 
 def _json_default(o: Any) -> Any:
@@ -794,19 +815,95 @@ def cmd_report_multiomics(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------- run
-def workflow_dir() -> Path:
-    """The folder holding the Snakefile (``BIOSTRUCT_WORKFLOW`` overrides)."""
+def packaged_workflow_dir() -> Path:
+    """The workflow shipped inside the package (``biostruct/workflows``, package data)."""
+    from importlib.resources import files
+
+    return Path(str(files("biostruct") / "workflows"))
+
+
+def workflow_dir(override: str | Path | None = None) -> Path:
+    """The folder holding the Snakefile.
+
+    In order: ``override`` (``biostruct run --workflow DIR``), the ``BIOSTRUCT_WORKFLOW``
+    environment variable, then the workflow shipped inside the package. A folder made by
+    ``biostruct workflow init DIR`` may be given as ``DIR`` or ``DIR/workflow``.
+    """
     env = os.environ.get("BIOSTRUCT_WORKFLOW")
-    cands = [Path(env)] if env else []
-    cands.append(Path(__file__).resolve().parents[1] / "workflows")
-    for c in cands:
-        if (c / "Snakefile").is_file():
-            return c
+    given = override if override is not None else (env or None)
+    if given is not None:
+        field = "--workflow" if override is not None else "BIOSTRUCT_WORKFLOW"
+        base = Path(given).expanduser()
+        for c in (base, base / "workflow"):
+            if (c / "Snakefile").is_file():
+                return c.resolve()
+        raise ConfigError(
+            f"{str(base)!r} holds no Snakefile",
+            field=field,
+            fix="give a folder made by 'biostruct workflow init DIR' (DIR or DIR/workflow), or "
+            "leave it out to use the workflow shipped with biostruct.",
+        )
+    packaged = packaged_workflow_dir()
+    if (packaged / "Snakefile").is_file():
+        return packaged
     raise ConfigError(
-        "the Snakemake workflow folder was not found",
+        f"the Snakemake workflow shipped with biostruct was not found in {packaged}",
         field="BIOSTRUCT_WORKFLOW",
-        fix="run from a source checkout, or point BIOSTRUCT_WORKFLOW at the 'workflows' folder.",
+        fix="reinstall biostruct (the wheel ships biostruct/workflows), or point "
+        "BIOSTRUCT_WORKFLOW at a folder made by 'biostruct workflow init DIR'.",
     )
+
+
+def _copy_workflow_tree(src: Path, dest: Path) -> None:
+    """Copy the workflow's files (no caches, no Snakemake state) from ``src`` to ``dest``."""
+    shutil.copytree(
+        src,
+        dest,
+        ignore=shutil.ignore_patterns("__pycache__", ".snakemake", "*.pyc", ".tmp.*"),
+    )
+
+
+def cmd_workflow_init(args: argparse.Namespace) -> int:
+    """Copy the shipped workflow to ``DIR/workflow`` and a config to ``DIR/config/config.yaml``.
+
+    The layout is the one of the snakemake-workflows template; the copy is independent of the
+    installed package, so its rules can be edited. Nothing is overwritten unless ``--force``.
+    """
+    src = workflow_dir()
+    dest = Path(args.dir).expanduser().resolve()
+    wf_dest = dest / "workflow"
+    cfg_dest = dest / "config" / "config.yaml"
+    template = {"demo": "default.yaml", "own-data": "template_own_data.yaml"}[args.template]
+    existing = [p for p in (wf_dest, cfg_dest) if p.exists()]
+    if existing and not args.force:
+        raise ConfigError(
+            f"{existing[0]} exists already",
+            field="DIR",
+            fix="choose an empty or new folder, or pass --force to replace the workflow copy "
+            "and the config there.",
+        )
+    dest.mkdir(parents=True, exist_ok=True)
+    if wf_dest.exists():
+        shutil.rmtree(wf_dest)
+    tmp = Path(tempfile.mkdtemp(prefix=".workflow.", dir=dest))
+    try:
+        _copy_workflow_tree(src, tmp / "workflow")
+        os.replace(tmp / "workflow", wf_dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    cfg_dest.parent.mkdir(parents=True, exist_ok=True)
+    text = (src / "config" / template).read_text()
+    write_atomic(cfg_dest, lambda t: t.write_text(text), suffix=".yaml")
+    print(f"workflow -> {wf_dest}")
+    print(f"config   -> {cfg_dest}")
+    print(
+        "Edit the config (and the rules, if you like), then run:\n"
+        f"  biostruct run all --workflow {wf_dest} --config {cfg_dest} --directory {dest}\n"
+        "or with Snakemake itself:\n"
+        f"  snakemake --snakefile {wf_dest / 'Snakefile'} --configfile {cfg_dest} "
+        f"--directory {dest} --cores all"
+    )
+    return 0
 
 
 #: Names that become folders (dataset names, prior keys): the same pattern as the workflow's
@@ -886,7 +983,8 @@ def _schema_methods() -> list[str]:
     import yaml
 
     try:
-        schema = yaml.safe_load((workflow_dir() / "schemas" / "config.schema.yaml").read_text())
+        schema_file = workflow_dir() / "schemas" / "config.schema.yaml"
+        schema = yaml.safe_load(schema_file.read_text())
         return list(schema["properties"]["grn"]["properties"]["methods"]["items"]["enum"])
     except (BiostructError, OSError, KeyError, TypeError, yaml.YAMLError):
         return []
@@ -915,7 +1013,7 @@ def snakemake_command(args: argparse.Namespace) -> list[str]:
     The config (and any ``--configfile`` passed through after ``--``) is checked first with
     :func:`check_run_config`.
     """
-    wf = workflow_dir()
+    wf = workflow_dir(getattr(args, "workflow", None))
     target = {"grn": "grn_all", "multiomics": "multiomics_all", "all": "all"}[args.pipeline]
     config = args.config or str(wf / "config" / "default.yaml")
     allow_yte = bool(getattr(args, "allow_yte", False))
@@ -1083,8 +1181,16 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=fmt,
     )
     p.add_argument("pipeline", choices=["grn", "multiomics", "all"])
-    p.add_argument("--config", help="config YAML (default: workflows/config/default.yaml)")
+    p.add_argument(
+        "--config", help="config YAML (default: the workflow's config/default.yaml, demo data)"
+    )
     p.add_argument("--profile", help="Snakemake profile: local, slurm, kubernetes or a folder")
+    p.add_argument(
+        "--workflow",
+        metavar="DIR",
+        help="a workflow copy made by 'biostruct workflow init DIR' (default: the workflow "
+        "shipped with biostruct; BIOSTRUCT_WORKFLOW also sets it)",
+    )
     p.add_argument("--cores", default="1", help="CPU cores to use (a number or 'all'; default 1)")
     p.add_argument("--directory", default=".", help="run directory (default: current folder)")
     p.add_argument("-n", "--dry-run", action="store_true", help="show the jobs, run nothing")
@@ -1103,6 +1209,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.epilog = "Options after '--' are passed to Snakemake unchanged, e.g. -- --keep-going"
     p.set_defaults(func=cmd_run)
+
+    # workflow
+    w = sub.add_parser("workflow", help="copy the Snakemake workflow to edit it")
+    wsub = w.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = wsub.add_parser(
+        "init",
+        help="copy the workflow to DIR/workflow and a config to DIR/config/config.yaml",
+        description="Copy the Snakemake workflow shipped with biostruct to DIR/workflow and a "
+        "config to DIR/config/config.yaml, for users who want to edit rules or profiles. Run it "
+        "with 'biostruct run all --workflow DIR/workflow --config DIR/config/config.yaml'.",
+    )
+    p.add_argument("dir", metavar="DIR", help="target folder (created when missing)")
+    p.add_argument(
+        "--template",
+        choices=["demo", "own-data"],
+        default="own-data",
+        help="config to start from: 'own-data' (your .h5ad/.h5mu, the default) or 'demo' "
+        "(the embedded demo data)",
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing copy")
+    p.set_defaults(func=cmd_workflow_init)
 
     # datasets
     d = sub.add_parser("datasets", help="list or download datasets")
