@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
@@ -100,8 +101,6 @@ def test_shared_progenitors_used_in_each_lineage():
     t[:20, :] = np.linspace(0, 0.3, 20)[:, None]  # shared progenitors
     t[20:40, 0] = np.linspace(0.31, 1, 20)
     t[40:, 1] = np.linspace(0.31, 1, 20)
-    import anndata as ad
-
     adata = ad.AnnData(x)
     adata.obs["a"], adata.obs["b"] = t[:, 0], t[:, 1]
     lt = lineage_times(adata, ["a", "b"])
@@ -114,8 +113,6 @@ def test_shared_progenitors_used_in_each_lineage():
 
 
 def test_all_tied_lineage_is_a_clear_error():
-    import anndata as ad
-
     adata = ad.AnnData(np.random.default_rng(0).random((30, 3)))
     adata.obs["t"] = 0.5
     adata.obs["t"] = adata.obs["t"].astype(float)
@@ -183,7 +180,7 @@ def test_selection_check_flags_init_and_rise():
     assert selection_check([{"val_loss": v} for v in (3.0, 2.0, 1.0)], best_epoch=3) == []
 
 
-def test_deliberately_diverged_fit_is_reported(boolode, caplog, monkeypatch):
+def test_deliberately_diverged_fit_is_reported(boolode, caplog, monkeypatch, tmp_path):
     """A field blown up after training: warning in the log, in uns and in the HTML report."""
     import torch
 
@@ -207,6 +204,14 @@ def test_deliberately_diverged_fit_is_reported(boolode, caplog, monkeypatch):
     warnings = list(adata.uns["grn"]["warnings"])
     assert warnings and any("range" in w or "diverge" in w or "failed" in w for w in warnings)
     assert any("infer_grn(grn)" in r.getMessage() for r in caplog.records)
+    # the report opens on a red banner that lists the finding
+    import html
+
+    from biostruct.report import grn_report
+
+    adata.write_h5ad(tmp_path / "fit.h5ad")  # the banner survives the file round trip
+    text = grn_report(ad.read_h5ad(tmp_path / "fit.h5ad"), tmp_path / "r.html").read_text()
+    assert 'class="verdict bad"' in text and html.escape(warnings[0]) in text
     monkeypatch.undo()
     model = GRNModel(boolode, time_key=list(boolode.uns["pseudotime_keys"]), device="cpu")
     model.train("velocity", **FAST)
