@@ -171,6 +171,8 @@ def test_posterior_improves_on_a_noisy_prior():
     in_prior = np.abs(post0[off & (prior != 0)])
     rest = np.abs(post0[off & (prior == 0)])
     assert in_prior.min() > rest.max()
+    # ... and within the prior's edges the evidence breaks the prior's ties
+    assert len(np.unique(in_prior)) == in_prior.size
 
 
 def test_selection_check_flags_init_and_rise():
