@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from biostruct.multiomics.analysis import knn_purity
 from biostruct.multiomics.api import dag_vae
+from biostruct.multiomics.clusters import absorb_small_clusters, leiden_label_free
 from biostruct.multiomics.data import filter_empty
 from biostruct.multiomics.graph import (
     LIKELIHOODS,
@@ -38,6 +39,7 @@ __all__ = [
     "DAGSpec",
     "ModalitySpec",
     "TrainConfig",
+    "absorb_small_clusters",
     "dag_vae",
     "default_graph",
     "describe_graph",
@@ -45,5 +47,6 @@ __all__ = [
     "infer_role",
     "infer_roles",
     "knn_purity",
+    "leiden_label_free",
     "parse_graph",
 ]

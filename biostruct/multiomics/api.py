@@ -32,6 +32,8 @@ def dag_vae(
     encode_batch: bool = False,
     integration: str = "concat",
     integrated_clusters: bool = True,
+    leiden: bool = True,
+    min_cluster_size: int | None = None,
     progress: bool = True,
     **train_kwargs: Any,
 ) -> DAGVAE | tuple[Any, DAGVAE]:
@@ -70,6 +72,13 @@ def dag_vae(
         Network settings, see :class:`~biostruct.multiomics.DAGVAE`.
     integrated_clusters
         Also compute integrated clusters of components with parents.
+    leiden
+        Also cluster each component's clustering latent (z_hat for components with parents,
+        z for roots) with Leiden at the resolution of a grid with the best silhouette (no
+        labels used; :func:`~biostruct.multiomics.clusters.leiden_label_free`).
+    min_cluster_size
+        Mixture and integrated clusters smaller than this are absorbed into their cells' next
+        most probable cluster (default: max(10, 0.5 % of the cells)); 1 keeps them all.
     progress
         Show a progress bar per component (tqdm); ``False`` for none.
     **train_kwargs
@@ -88,6 +97,9 @@ def dag_vae(
     - ``obsm["{key}_cluster_probs_{component}"]``: p(cluster | z);
     - ``obs["{key}_cluster_{component}_integrated"]``: integrated cluster (components with
       parents, when ``integrated_clusters``);
+    - ``obs["{key}_leiden_{component}"]``: label-free Leiden clusters of z_hat (parents) or z
+      (roots), when ``leiden``; ``uns[key]["leiden"][component]``: ``resolution`` (chosen),
+      ``resolution_scan``, ``silhouette_scan``, ``n_clusters_scan`` (every resolution tried);
     - ``uns[key]``: ``graph`` (dict with components as ``{name: settings}``), ``graph_yaml``,
       ``params``, ``train_config``, ``history`` (one record per
       epoch and component: train/val ELBO, reconstruction and KL terms, phase, weights),
@@ -116,7 +128,14 @@ def dag_vae(
         seed=seed,
     )
     model.train(max_epochs=max_epochs, progress=progress, **train_kwargs)
-    write_results(model, mdata, key_added, integrated_clusters=integrated_clusters)
+    write_results(
+        model,
+        mdata,
+        key_added,
+        integrated_clusters=integrated_clusters,
+        leiden=leiden,
+        min_cluster_size=min_cluster_size,
+    )
     child = [c for c in model.graph.order if model.graph[c].parents]
     if child:
         logger.info(
@@ -130,12 +149,22 @@ def dag_vae(
 
 
 def write_results(
-    model: DAGVAE, mdata: Any, key_added: str = "dagvae", integrated_clusters: bool = True
+    model: DAGVAE,
+    mdata: Any,
+    key_added: str = "dagvae",
+    integrated_clusters: bool = True,
+    leiden: bool = False,
+    min_cluster_size: int | None = None,
 ) -> None:
     """Write a trained model's latents, clusters and history into ``mdata`` (see :func:`dag_vae`)."""
     from biostruct.multiomics import analysis
+    from biostruct.multiomics.clusters import absorb_small_clusters, leiden_label_free
 
     data = model._need_data()
+    min_size = (
+        max(10, round(0.005 * data.n_cells)) if min_cluster_size is None else min_cluster_size
+    )
+    leiden_uns: dict[str, dict] = {}
     targets = [mdata] if not isinstance(mdata, dict) else list(as_modalities(mdata).values())
     obsm: dict[str, np.ndarray] = {}
     obs: dict[str, pd.Categorical] = {}
@@ -145,11 +174,22 @@ def write_results(
         obsm[f"X_{key_added}_{c}_hat"] = lat["z_hat"]
         probs = analysis.mixture_clusters(model.module, c, lat["z"])
         obsm[f"{key_added}_cluster_probs_{c}"] = probs.astype(np.float32)
-        labels = probs.argmax(1)
+        labels = absorb_small_clusters(probs, min_size)
         obs[f"{key_added}_cluster_{c}"] = _categorical(labels)
         if integrated_clusters and model.graph[c].parents:
-            li, _ = analysis.integrated_clusters(model.module, c, lat["z_hat"])
-            obs[f"{key_added}_cluster_{c}_integrated"] = _categorical(li)
+            _, pi = analysis.integrated_clusters(model.module, c, lat["z_hat"])
+            obs[f"{key_added}_cluster_{c}_integrated"] = _categorical(
+                absorb_small_clusters(pi, min_size)
+            )
+        if leiden and data.n_cells >= 10:
+            rep = lat["z_hat"] if model.graph[c].parents else lat["z"]
+            ll, res, table = leiden_label_free(rep, seed=model.seed)
+            obs[f"{key_added}_leiden_{c}"] = _categorical(ll)
+            leiden_uns[c] = {
+                "resolution": res,
+                "latent": "z_hat" if model.graph[c].parents else "z",
+                **{f"{k}_scan": table[k].to_numpy() for k in table.columns},
+            }
     uns = {
         "graph": model.graph.to_h5_dict(),
         "graph_yaml": model.graph.to_yaml(),
@@ -164,6 +204,8 @@ def write_results(
         "warnings": np.asarray([str(w) for w in getattr(model, "warnings", [])], dtype=str),
         "device": model.device.type,
     }
+    if leiden_uns:
+        uns["leiden"] = leiden_uns
     for t in targets:
         order = pd.Index(t.obs_names).get_indexer(data.obs_names)
         if (order < 0).any():

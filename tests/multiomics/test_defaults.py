@@ -104,6 +104,12 @@ def test_dag_vae_cite_default_is_connected_and_logged(names, log_lines):
     assert f"dagvae_cluster_{rna}_integrated" in md.obs
     w = md.uns["dagvae"]["warnings"]
     assert isinstance(w, np.ndarray) and w.dtype.kind == "U"
+    # label-free Leiden on the integrated latent, and no mixture cluster below the minimum size
+    lei = md.uns["dagvae"]["leiden"][rna]
+    assert lei["latent"] == "z_hat" and lei["resolution"] in list(lei["resolution_scan"])
+    assert md.obs[f"dagvae_leiden_{rna}"].nunique() >= 1
+    sizes = md.obs[f"dagvae_cluster_{rna}"].value_counts()
+    assert len(sizes) == 1 or sizes.min() >= 10
 
 
 def test_unconnected_graph_warns(log_lines):
