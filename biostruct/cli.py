@@ -25,7 +25,7 @@ from typing import Any
 
 from biostruct.errors import BiostructError, ConfigError, DataFormatError, InputError
 
-__all__ = ["main", "build_parser", "workflow_dir", "packaged_workflow_dir"]
+__all__ = ["main", "build_parser", "workflow_dir", "packaged_workflow_dir", "pip_install_spec"]
 
 _EPILOG = """\
 Typical use:
@@ -854,6 +854,47 @@ def workflow_dir(override: str | Path | None = None) -> Path:
     )
 
 
+def _is_source_checkout(root: Path) -> bool:
+    """Whether ``root`` is a biostruct source tree (a ``pyproject.toml`` of biostruct)."""
+    try:
+        text = (root / "pyproject.toml").read_text()
+    except OSError:
+        return False
+    return re.search(r'(?m)^name\s*=\s*"biostruct"\s*$', text) is not None
+
+
+def pip_install_spec() -> str | None:
+    """What pip can install this biostruct from, for the workflow's conda environment.
+
+    In order: ``BIOSTRUCT_PIP_SPEC`` (a wheel, a source folder or any pip requirement); the
+    source checkout this package is imported from; the wheel or folder it was installed from
+    (recorded by pip in ``direct_url.json``, PEP 610) while it still exists. ``None`` when none
+    is known: biostruct is not on a package registry, so there is no name to fall back to.
+    """
+    env = os.environ.get("BIOSTRUCT_PIP_SPEC")
+    if env:
+        return env
+    root = Path(__file__).resolve().parents[1]
+    if _is_source_checkout(root):
+        return str(root)
+    try:
+        from importlib.metadata import PackageNotFoundError, distribution
+
+        raw = distribution("biostruct").read_text("direct_url.json")
+    except (PackageNotFoundError, OSError):
+        raw = None
+    if raw:
+        from urllib.parse import unquote, urlparse
+
+        try:
+            url = urlparse(json.loads(raw).get("url", ""))
+        except (ValueError, AttributeError):
+            return None
+        if url.scheme == "file" and Path(unquote(url.path)).exists():
+            return unquote(url.path)
+    return None
+
+
 def _copy_workflow_tree(src: Path, dest: Path) -> None:
     """Copy the workflow's files (no caches, no Snakemake state) from ``src`` to ``dest``."""
     shutil.copytree(
@@ -1052,6 +1093,14 @@ def snakemake_command(args: argparse.Namespace) -> list[str]:
     if args.device:
         cmd += ["--config", f"device={args.device}"]
     if args.report:
+        if not str(args.report).lower().endswith(".zip"):
+            raise ConfigError(
+                f"Snakemake's report must be a .zip here, not {args.report!r}: a single-file "
+                ".html report shows a blank pane for biostruct's ~5 MB per-run reports",
+                field="--report",
+                fix="use e.g. --report report.zip; it unpacks to a folder whose report.html "
+                "opens offline.",
+            )
         cmd += ["--report", str(Path(args.report).resolve()), "--report-after-run"]
     cmd += list(args.snakemake_args or [])
     return cmd
@@ -1195,7 +1244,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--directory", default=".", help="run directory (default: current folder)")
     p.add_argument("-n", "--dry-run", action="store_true", help="show the jobs, run nothing")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the config device")
-    p.add_argument("--report", help="also build Snakemake's report (.html or .zip) after the run")
+    p.add_argument(
+        "--report",
+        metavar="ZIP",
+        help="also build Snakemake's report after the run, as a .zip (a single .html cannot "
+        "show biostruct's reports)",
+    )
     p.add_argument(
         "--unlock",
         action="store_true",

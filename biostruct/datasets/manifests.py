@@ -12,9 +12,9 @@ Where files come from, in order:
 2. the download cache: ``cache_dir=``, ``BIOSTRUCT_CACHE_DIR`` or ``~/.cache/biostruct``
    (same layout);
 3. a download (``download=True``): from a mirror with the data-directory layout (``base_url=`` or
-   ``BIOSTRUCT_DATA_URL``), else from the upstream URL pinned in the manifest. The file is written
-   to a temporary name, its size and sha256 are checked, and only then is it renamed into the
-   cache; a corrupted or truncated download raises :class:`~biostruct.errors.ChecksumError` and
+   ``BIOSTRUCT_DATA_URL``), else from the upstream URL pinned in the manifest, with
+   ``pooch.retrieve(known_hash="sha256:...")``: the file is written to a temporary name, its
+   sha256 is checked, and only then is it moved into the cache; a corrupted or truncated download raises :class:`~biostruct.errors.ChecksumError` and
    leaves nothing behind.
 
 Every file is verified against its sha256 before use; a verified (path, size, mtime) is
@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
-import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from functools import cache
@@ -190,37 +189,67 @@ def _default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "biostruct"
 
 
+def _file_url_downloader(url: str, output_file: str, _pooch: object) -> None:
+    """pooch downloader for ``file://`` mirrors (pooch itself knows http, https, ftp, doi)."""
+    src = Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path))
+    with open(src, "rb") as fin, open(output_file, "wb") as fout:
+        while chunk := fin.read(_CHUNK):
+            fout.write(chunk)
+
+
 def _download(url: str, dest: Path, entry: FileEntry) -> None:
+    """Download ``url`` to ``dest`` with ``pooch.retrieve(known_hash="sha256:...")``.
+
+    pooch streams to a temporary file beside ``dest``, checks the sha256 and only then moves it
+    into place; on a mismatch it deletes the temporary file. The size and sha256 actually
+    received are recorded here so that the error can name them.
+    """
+    import pooch
+    import requests
+
+    received: dict[str, object] = {}
+    if url.startswith("file:"):
+        inner = _file_url_downloader
+    else:
+        inner = pooch.HTTPDownloader(progressbar=False, timeout=60)
+
+    def downloader(u: str, output_file: str, p: object) -> None:
+        inner(u, output_file, p)
+        received["size"] = os.path.getsize(output_file)
+        received["sha256"] = sha256_file(output_file)
+
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    h = hashlib.sha256()
-    n = 0
     try:
-        try:
-            with urllib.request.urlopen(url, timeout=60) as resp, os.fdopen(fd, "wb") as out:
-                while chunk := resp.read(_CHUNK):
-                    h.update(chunk)
-                    out.write(chunk)
-                    n += len(chunk)
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            raise DatasetNotFoundError(
-                f"download of {url} failed ({exc})",
-                field=entry.path,
-                fix="check the network, or set BIOSTRUCT_DATA_DIR to a local copy of the data.",
-            ) from exc
-        got = h.hexdigest()
-        if n != entry.size or got != entry.sha256:
-            raise ChecksumError(
-                f"download from {url} does not match the manifest: expected {entry.size} bytes "
-                f"with sha256 {entry.sha256}, got {n} bytes with sha256 {got}; nothing was kept",
-                field=entry.path,
-                fix="retry; if it persists the upstream file changed: report it.",
-            )
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+        pooch.retrieve(
+            url,
+            known_hash=f"sha256:{entry.sha256}",
+            fname=dest.name,
+            path=dest.parent,
+            downloader=downloader,
+            progressbar=False,
+        )
+    except (requests.exceptions.RequestException, OSError) as exc:
+        raise DatasetNotFoundError(
+            f"download of {url} failed ({exc})",
+            field=entry.path,
+            fix="check the network, or set BIOSTRUCT_DATA_DIR to a local copy of the data.",
+        ) from exc
+    except ValueError as exc:  # pooch: the sha256 does not match
+        raise ChecksumError(
+            f"download from {url} does not match the manifest: expected {entry.size} bytes "
+            f"with sha256 {entry.sha256}, got {received.get('size')} bytes with sha256 "
+            f"{received.get('sha256')}; nothing was kept",
+            field=entry.path,
+            fix="retry; if it persists the upstream file changed: report it.",
+        ) from exc
     st = dest.stat()
+    if st.st_size != entry.size:  # same sha256, other size: a manifest error, not a download one
+        dest.unlink()
+        raise ChecksumError(
+            f"the manifest's size {entry.size} does not fit its sha256 (got {st.st_size} bytes)",
+            field=entry.path,
+            fix="correct the manifest entry.",
+        )
     _VERIFIED[(str(dest.resolve()), st.st_size, st.st_mtime_ns, entry.sha256)] = True
 
 

@@ -48,7 +48,14 @@ def _clean_env(venv: Path) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("BIOSTRUCT_WORKFLOW", "PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
+        if k
+        not in (
+            "BIOSTRUCT_WORKFLOW",
+            "BIOSTRUCT_PIP_SPEC",
+            "PYTHONPATH",
+            "VIRTUAL_ENV",
+            "PYTHONHOME",
+        )
     }
     env.update(
         PATH=os.pathsep.join([str(venv / "bin"), "/usr/bin", "/bin"]),
@@ -132,10 +139,11 @@ def test_wheel_ships_every_workflow_file(wheel):
     assert {"Snakefile", "rules/grn.smk", "schemas/config.schema.yaml"} <= shipped
 
 
-def test_installed_biostruct_is_the_wheel(venv):
+def test_installed_biostruct_is_the_wheel(venv, wheel):
     py = venv / "bin" / "python"
     code = (
-        "import biostruct, biostruct.cli as c; print(biostruct.__file__); print(c.workflow_dir())"
+        "import biostruct, biostruct.cli as c; print(biostruct.__file__); "
+        "print(c.workflow_dir()); print(c.pip_install_spec())"
     )
     proc = subprocess.run(
         [str(py), "-c", code],
@@ -146,9 +154,11 @@ def test_installed_biostruct_is_the_wheel(venv):
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    module, wf = proc.stdout.split()
+    module, wf, spec = proc.stdout.split()
     assert Path(module).is_relative_to(venv), module
     assert Path(wf).is_relative_to(venv) and (Path(wf) / "Snakefile").is_file(), wf
+    # --sdm conda's environment installs biostruct from the wheel it was installed from
+    assert Path(spec) == wheel, spec
 
 
 def test_run_grn_from_an_empty_folder(venv, tmp_path):

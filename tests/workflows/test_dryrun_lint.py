@@ -44,6 +44,9 @@ def test_gpu_resources_only_when_cuda(tmp_path):
     cuda = snakemake(*args, "--config", "device=cuda", "gpus_per_job=2", workdir=tmp_path)
     assert cpu.returncode == 0 and cuda.returncode == 0
     assert "gpu=2" in cuda.stdout and "gpu=2" not in cpu.stdout
+    # executors such as Kubernetes react to the keys' presence: none of them on a CPU run
+    assert "gpu_manufacturer=nvidia" in cuda.stdout and "cpus_per_gpu=4" in cuda.stdout
+    assert "gpu_manufacturer" not in cpu.stdout and "cpus_per_gpu" not in cpu.stdout
     assert "--device cuda" in cuda.stdout
 
 

@@ -19,6 +19,54 @@ os.environ["PATH"] = os.pathsep.join(
     [os.path.dirname(sys.executable), os.environ.get("PATH", "")]
 )
 ENV = "../envs/biostruct.yaml"
+# Optional, so not under envvars (which would require it): what envs/biostruct.yaml installs.
+PIP_SPEC_VAR = "BIOSTRUCT_PIP_SPEC"
+
+
+def biostruct_pip_spec():
+    """What envs/biostruct.yaml pip-installs biostruct from (``${BIOSTRUCT_PIP_SPEC}`` there):
+    BIOSTRUCT_PIP_SPEC if set, the source checkout holding this workflow, or what the biostruct
+    running Snakemake was installed from (a wheel or a folder)."""
+    from pathlib import Path
+
+    if os.environ.get(PIP_SPEC_VAR):
+        return os.environ[PIP_SPEC_VAR]
+    root = Path(workflow.basedir).resolve().parents[1]  # <checkout>/biostruct/workflows
+    if re.search(r'(?m)^name\s*=\s*"biostruct"', _read(root / "pyproject.toml")):
+        return str(root)
+    try:
+        from biostruct.cli import pip_install_spec
+    except ImportError:
+        return None
+    return pip_install_spec()
+
+
+def _read(path):
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def uses_conda():
+    try:
+        from snakemake.settings.types import DeploymentMethod
+
+        return DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+    except (ImportError, AttributeError):
+        return False
+
+
+if uses_conda():
+    _spec = biostruct_pip_spec()
+    if not _spec:
+        raise ValueError(
+            "--sdm conda: envs/biostruct.yaml installs biostruct from this workflow's own source "
+            "or wheel, and neither was found (biostruct is on no package registry). Fix: set "
+            "BIOSTRUCT_PIP_SPEC to a biostruct wheel (.whl) or source folder, e.g. "
+            "BIOSTRUCT_PIP_SPEC=$PWD/dist/biostruct-0.1.0-py3-none-any.whl."
+        )
+    os.environ[PIP_SPEC_VAR] = _spec  # pip expands ${BIOSTRUCT_PIP_SPEC} in the env file
 
 
 # Names that become folders: letters, digits, '_', '-' and single dots; never '..', never a
@@ -99,6 +147,38 @@ def all_multiomics_targets():
 def gpu_count():
     """GPUs a training job asks for: only when the config asks for CUDA."""
     return config["gpus_per_job"] if config["device"] == "cuda" else 0
+
+
+def train_resources():
+    """Resources of a training job, chosen by the config's device.
+
+    device cuda: ``gpu`` (or ``gres``), ``gpu_manufacturer``, ``cpus_per_gpu``, GPU memory and
+    run time, and the GPU partition when one is set. Otherwise no GPU key at all (executors such
+    as Kubernetes react to a key's presence), CPU memory and run time, and the CPU partition
+    when one is set. Partitions are never set in the SLURM profile's set-resources, which would
+    apply them whatever the device.
+    """
+    c = config["cluster"]
+    if config["device"] == "cuda":
+        res = {
+            "gpu_manufacturer": "nvidia",
+            "cpus_per_gpu": c["cpus_per_gpu"],
+            "mem_mb": c["gpu_mem_mb"],
+            "runtime": c["gpu_runtime_min"],
+        }
+        if c["gres"]:
+            res["gres"] = c["gres"]
+        else:
+            res["gpu"] = config["gpus_per_job"]
+            if c["gpu_model"]:
+                res["gpu_model"] = c["gpu_model"]
+        if c["gpu_partition"]:
+            res["slurm_partition"] = c["gpu_partition"]
+    else:
+        res = {"mem_mb": config["mem_mb"], "runtime": config["runtime_min"]}
+        if c["cpu_partition"]:
+            res["slurm_partition"] = c["cpu_partition"]
+    return res
 
 
 def grn_dataset(wildcards):

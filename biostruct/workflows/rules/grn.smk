@@ -5,6 +5,7 @@
 rule run_config:
     output:
         "results/config.yaml",
+    localrule: True
     params:
         text=yaml.safe_dump(config, sort_keys=False),
     log:
@@ -44,10 +45,7 @@ rule grn_fit:
         "benchmarks/grn/{dataset}/{method}/{prior}/fit.tsv"
     threads: 1
     resources:
-        gpu=gpu_count(),
-        gpu_manufacturer="nvidia",
-        runtime=config["runtime_min"],
-        mem_mb=config["mem_mb"],
+        **train_resources(),
     conda:
         ENV
     shell:

@@ -31,10 +31,7 @@ rule multiomics_fit:
         "benchmarks/multiomics/{dataset}/fit.tsv"
     threads: 1
     resources:
-        gpu=gpu_count(),
-        gpu_manufacturer="nvidia",
-        runtime=config["runtime_min"],
-        mem_mb=config["mem_mb"],
+        **train_resources(),
     conda:
         ENV
     shell:
@@ -57,8 +54,7 @@ rule multiomics_analyse:
         "benchmarks/multiomics/{dataset}/analyse.tsv"
     threads: 1
     resources:
-        gpu=gpu_count(),
-        gpu_manufacturer="nvidia",
+        **train_resources(),
     conda:
         ENV
     shell:
