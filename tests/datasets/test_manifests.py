@@ -21,6 +21,9 @@ EXPECTED = {
     "snareseq_mop",
     "pbmc_multiome_tiny",
     "pbmc_citeseq_200",
+    "dev_boolode",
+    "pbmc10k_cite_scmdc",
+    "cbmc_cite_scmdc",
 }
 PINNED = re.compile(r"^https://raw\.githubusercontent\.com/[\w.-]+/[\w.-]+/[0-9a-f]{40}/\S+$")
 
