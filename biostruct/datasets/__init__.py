@@ -49,8 +49,8 @@ path/sha256/url).
 from __future__ import annotations
 
 from biostruct.datasets.access import catalog, fetch, load
-from biostruct.datasets.beeline import read_beeline
 from biostruct.datasets.access import list_datasets as list  # noqa: A001
+from biostruct.datasets.beeline import read_beeline
 from biostruct.datasets.priors import edges_to_matrix, matrix_to_edges, read_prior
 from biostruct.datasets.simulator import (
     OdeSystem,
