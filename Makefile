@@ -8,7 +8,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint demo clean browser
+.PHONY: venv test lint demo clean browser slurm
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,12 @@ venv: $(STAMP)
 browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null 2>&1) || echo "biostruct: could not install Debian's chromium; browser tests will be skipped"
 
-test: $(STAMP) browser
+# Debian's Slurm and munge for tests/workflows/test_slurm_real.py (a one-node cluster that the
+# test starts and stops itself; installing starts no daemon).
+slurm:
+	@(command -v slurmctld && command -v slurmd && command -v munged && command -v sbatch) >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null 2>&1) || echo "biostruct: could not install Debian's slurm; the real-SLURM test is skipped (fails under CI)"
+
+test: $(STAMP) browser slurm
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
