@@ -1,10 +1,14 @@
-"""Run one benchmark job in a forked child, so that its ``ru_maxrss`` is the job's own peak."""
+"""Shared benchmark plumbing: jobs in a forked child (``ru_maxrss`` is the job's own peak) and
+atomic writes of result files."""
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import tempfile
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -26,3 +30,12 @@ def run_isolated(fn: Callable[[dict[str, Any]], Any], spec: dict[str, Any]) -> A
     if status != "ok":
         raise RuntimeError(payload)
     return payload
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and a rename (never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)

@@ -311,12 +311,7 @@ def write_markdown(doc: dict[str, Any], path: Path) -> None:
     _atomic_write(path, text)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+_atomic_write = _isolate.atomic_write
 
 
 def _json_default(o: Any) -> Any:

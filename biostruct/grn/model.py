@@ -273,20 +273,12 @@ class GRNModel:
         window: float,
     ) -> None:
         """Single cells: per-gene scaling, held-out cells, successor transitions, mean paths."""
-        from biostruct.grn.data import _dense
-
         if lineage_key is not None and lineage_key not in adata.obs:
             lineage_key = None  # the default trajectory_key is absent: one lineage
         keys = [time_key] if isinstance(time_key, str) else list(time_key)
         lt = pt.lineage_times(adata, keys if len(keys) > 1 else keys[0], lineage_key)
         on = np.isfinite(lt.times).any(1)
-        x = _dense(adata.layers[layer] if layer is not None else adata.X)
-        if not np.isfinite(x).all():
-            raise InputError(
-                f"expression contains {int((~np.isfinite(x)).sum())} NaN/inf values",
-                field="adata.layers[" + repr(layer) + "]" if layer else "adata.X",
-                fix="impute or drop them (e.g. np.nan_to_num) before inferring the network",
-            )
+        x = pt.expression(adata, layer)
         if x.min() < 0:
             raise InputError(
                 "single-cell expression has negative values",

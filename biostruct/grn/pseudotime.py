@@ -28,7 +28,15 @@ import pandas as pd
 from biostruct.errors import ConfigError, InputError
 from biostruct.grn.data import Trajectories, _dense
 
-__all__ = ["LineageTimes", "lineage_times", "auto_bins", "bin_lineages", "cell_split"]
+__all__ = [
+    "LineageTimes",
+    "lineage_times",
+    "expression",
+    "auto_bins",
+    "bin_lineages",
+    "cell_split",
+    "successor_transitions",
+]
 
 
 @dataclass
@@ -126,6 +134,18 @@ def lineage_times(
     return lt
 
 
+def expression(adata: Any, layer: str | None = None) -> np.ndarray:
+    """Dense float64 expression of ``layer`` (default ``X``); NaN/inf is an InputError."""
+    x = _dense(adata.layers[layer] if layer is not None else adata.X)
+    if not np.isfinite(x).all():
+        raise InputError(
+            f"expression contains {int((~np.isfinite(x)).sum())} NaN/inf values",
+            field="adata.layers[" + repr(layer) + "]" if layer else "adata.X",
+            fix="impute or drop them (e.g. np.nan_to_num) before inferring the network",
+        )
+    return x
+
+
 def auto_bins(n_cells: int) -> int:
     """Default bins per lineage: about sqrt(n), between 6 and 30 (>= 2 cells per bin)."""
     return int(np.clip(round(np.sqrt(n_cells)), 6, 30)) if n_cells >= 12 else max(2, n_cells // 2)
@@ -184,13 +204,7 @@ def bin_lineages(
     -------
     Trajectories whose ``obs_names`` hold, per bin, the names of the cells averaged into it.
     """
-    x = _dense(adata.layers[layer] if layer is not None else adata.X)
-    if not np.isfinite(x).all():
-        raise InputError(
-            f"expression contains {int((~np.isfinite(x)).sum())} NaN/inf values",
-            field="adata.layers[" + repr(layer) + "]" if layer else "adata.X",
-            fix="impute or drop them (e.g. np.nan_to_num) before inferring the network",
-        )
+    x = expression(adata, layer)
     if isinstance(n_bins, str) and n_bins != "auto":
         raise ConfigError("n_bins must be an integer or 'auto'", field="n_bins", fix="e.g. 20")
     if not isinstance(n_bins, str) and int(n_bins) < 2:
