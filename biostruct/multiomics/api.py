@@ -30,7 +30,7 @@ def dag_vae(
     n_layers: int = 2,
     n_hidden: int = 64,
     encode_batch: bool = False,
-    integration: str = "concat",
+    integration: str = "linear",
     integrated_clusters: bool = True,
     leiden: bool = True,
     min_cluster_size: int | None = None,

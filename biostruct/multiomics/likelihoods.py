@@ -300,8 +300,8 @@ class ProteinLikelihood(Likelihood):
     log1p count over proteins (its ADT depth, observed, as CLR uses it); foreground mean =
     background x (1 + softplus(W_a h)); probability of background sigmoid(W_pi h); both share a
     protein-wise inverse dispersion. The encoder sees log1p(x). (Measured on pbmc10k_cite_scmdc,
-    3,000 cells: the depth term g_n raised the integrated RNA latent's ARI from 0.64 to 0.74; a
-    CLR-centred encoder input as well gave 0.71.)
+    3,000 cells, protein -> RNA: the depth term and background offset raised the integrated RNA
+    latent's Leiden ARI from 0.594 to 0.734; a CLR-centred encoder input as well gave less.)
     """
 
     integer_counts = True

@@ -60,10 +60,10 @@ class DAGVAE:
     encode_batch
         Also feed the batch one-hot to the encoders.
     integration
-        How a child's integrated latent is formed: ``"concat"`` (default): z_hat = B [parents'
-        latents; R z], B square and starting at the identity, so z_hat keeps every parent
-        dimension next to the child's own (size n_latent + the parents'); ``"linear"``:
-        CAVACHON's B into n_latent dimensions (parents and child summed at the start).
+        How a child's integrated latent is formed: ``"linear"`` (default): CAVACHON's
+        z_hat = B [parents' latents; R z] into n_latent dimensions (parents and child summed at
+        the start); ``"concat"``: B square and starting at the identity, so z_hat keeps every
+        parent dimension next to the child's own (size n_latent + the parents').
     device
         ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
     seed
@@ -82,7 +82,7 @@ class DAGVAE:
         n_hidden: int = 64,
         batch_key: str | None = None,
         encode_batch: bool = False,
-        integration: str = "concat",
+        integration: str = "linear",
         device: str | torch.device = "auto",
         seed: int = 0,
     ) -> None:

@@ -61,7 +61,7 @@ class ComponentModule(nn.Module):
         n_batch: int,
         encode_batch: bool,
         seed: int,
-        integration: str = "concat",
+        integration: str = "linear",
     ) -> None:
         super().__init__()
         assert spec.n_latent and spec.n_clusters and spec.n_layers and spec.n_hidden
@@ -136,7 +136,7 @@ class DAGModule(nn.Module):
         n_batch: int,
         encode_batch: bool = False,
         seed: int = 0,
-        integration: str = "concat",
+        integration: str = "linear",
     ) -> None:
         super().__init__()
         if integration not in ("concat", "linear"):

@@ -29,6 +29,6 @@ def test_protein_component_on_citeseq(data_dir):
     hist = [h for h in model.history if h["component"] == "prot"]
     assert hist[-1]["train_elbo"] > hist[0]["train_elbo"]
     z_hat = model.get_latent_representation("rna", "z_hat")
-    assert z_hat.shape == (md.n_obs, 8) and np.isfinite(z_hat).all()
+    assert z_hat.shape == (md.n_obs, 4) and np.isfinite(z_hat).all()
     de = model.differential("prot", idx1=np.arange(50), idx2=np.arange(50, 100), n_samples=2)
     assert len(de) == md.mod["prot"].n_vars and np.isfinite(de["lfc_mean"]).all()

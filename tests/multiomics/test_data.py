@@ -143,7 +143,7 @@ def test_api_on_dict_with_copy_and_checkpoints(tmp_path):
     )
     assert "X_dagvae_rna" not in d["rna"].obsm  # the input was not modified
     for a in out.values():
-        assert a.obsm["X_dagvae_rna_hat"].shape == (40, 4)  # [atac; rna]
+        assert a.obsm["X_dagvae_rna_hat"].shape == (40, 2)
         assert "dagvae_cluster_atac" in a.obs
     assert (tmp_path / "ckpt" / "model.pt").exists()
     ck = DAGVAE.load(tmp_path / "ckpt", out)

@@ -200,3 +200,19 @@ def test_diverged_loss_is_a_warning(monkeypatch):
     assert not any("still improving" in w and "[prot]" in w for w in model.warnings)
     assert np.isfinite(model.get_latent_representation("prot")).all()
     assert np.isfinite(model.get_latent_representation("rna", "z_hat")).all()
+
+
+def test_concat_integration_keeps_parent_dims(tmp_path):
+    md = _cite()
+    model = DAGVAE(md, n_latent=2, n_hidden=8, n_layers=1, integration="concat", seed=0)
+    model.train(max_epochs=3, progress=False)
+    zh = model.get_latent_representation("rna", "z_hat")
+    z_prot = model.get_latent_representation("prot", "z_hat")
+    assert zh.shape == (md.n_obs, 4)
+    labels, probs = model.cluster("rna", integrated=True)
+    assert probs.shape[0] == md.n_obs and np.allclose(probs.sum(1), 1.0, atol=1e-6)
+    back = DAGVAE.load(model.save(tmp_path / "m"), md)
+    np.testing.assert_allclose(back.get_latent_representation("rna", "z_hat"), zh, rtol=1e-5)
+    assert np.isfinite(z_prot).all()
+    with pytest.raises(ConfigError, match="integration"):
+        DAGVAE(md, integration="sum")
