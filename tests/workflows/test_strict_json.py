@@ -41,3 +41,11 @@ def test_finite_values_are_kept():
         "b": [2.0],
         "c": "nan",
     }
+
+
+def test_every_json_of_both_pipelines_is_strict(tiny_run):
+    files = sorted(tiny_run.rglob("*.json"))
+    files = [p for p in files if ".snakemake" not in p.parts]
+    assert any(p.name == "metrics.json" for p in files)
+    for path in files:
+        json.loads(path.read_text(), parse_constant=_refuse)
