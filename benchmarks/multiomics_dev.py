@@ -499,6 +499,7 @@ def to_markdown(result: dict) -> str:
         "",
         f"Command: `{m['command']}`  ",
         f"Host: {m['host']}; torch threads 1; {'QUICK run: ' + m['quick_note'] if m['quick'] else 'full data'}.",
+        *([f"Note: {m['note']}"] if m.get("note") else []),
         "",
     ]
     for d in m["datasets"]:
@@ -555,6 +556,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--scvi-max-epochs", type=int, default=None, help="cap scvi-tools' epochs")
     ap.add_argument("--merge", action="store_true", help="keep other rows of an earlier run")
+    ap.add_argument("--note", default=None, help="a line for the report (e.g. machine load)")
     ap.add_argument("--out", default=str(REPO / "reports" / "benchmarks"))
     ap.add_argument(
         "--combine",
@@ -567,12 +569,14 @@ def main(argv: list[str] | None = None) -> int:
         parts = [json.loads(Path(p).read_text()) for p in args.combine]
         meta = dict(parts[0]["meta"])
         meta["command"] = " ; ".join(p["meta"]["command"] for p in parts)
-        meta["datasets"] = [d for p in parts for d in p["meta"]["datasets"]]
+        meta["datasets"] = list(dict.fromkeys(d for p in parts for d in p["meta"]["datasets"]))
         meta["data"] = {k: v for p in parts for k, v in p["meta"].get("data", {}).items()}
         meta["total_seconds"] = {
             d: p["meta"].get("total_seconds") for p in parts for d in p["meta"]["datasets"]
         }
         rows = [r for p in parts for r in p["rows"]]
+        if args.note:
+            meta["note"] = args.note
         name = "multiomics_dev_quick" if meta.get("quick") else "multiomics_dev"
         _write(Path(args.out), name, {"meta": meta, "rows": rows})
         print(f"wrote {Path(args.out) / name}.{{json,md}}")
@@ -593,6 +597,7 @@ def main(argv: list[str] | None = None) -> int:
         "host": f"{platform.node()} ({os.cpu_count()} CPUs)",
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "data": {},
+        **({"note": args.note} if args.note else {}),
     }
     rows: list[dict] = []
     if args.merge and (out / f"{name}.json").exists():
