@@ -36,8 +36,7 @@ def range_check(model: Any, *, slack: float = 1.0, subject: str = "the fitted fi
     if data is None or not data.values:
         return []
     # the observed range: of the cells themselves in single-cell mode (mean paths are narrower)
-    cells = getattr(model, "cell_states", None)
-    obs = np.concatenate(data.values) if cells is None else np.asarray(cells)
+    obs = np.asarray(model.observed_states())
     lo, hi = obs.min(0), obs.max(0)
     span = np.maximum(hi - lo, 1e-6)
     worst, worst_gene = 0.0, 0

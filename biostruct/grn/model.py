@@ -296,7 +296,6 @@ class GRNModel:
         self._all_transitions = tuple(np.concatenate([a, b]) for a, b in zip(tr[:3], va[:3]))
         self.cell_states = xs[on]
         self.cell_mode = True
-        self.lineages = lt
         self.data = pt.bin_lineages(_scaled_view(adata, xs), lt)
         self.params.update(
             cells=True,
@@ -426,11 +425,7 @@ class GRNModel:
                 fix="use fields of biostruct.grn.velocity.VelocityConfig",
             ) from None
         x0, x1, dt = self._transition_arrays()
-        if self.cell_mode:
-            states = self.cell_states
-        else:
-            assert self.data is not None
-            states = np.concatenate(self.data.values)
+        states = self.observed_states()
         if len(states) > 2000:  # the mean Jacobian converges long before every state is used
             states = states[np.random.default_rng(self.seed).choice(len(states), 2000, False)]
         t0 = time.perf_counter()
@@ -544,6 +539,9 @@ class GRNModel:
         return extract.effect_matrix(self.module)
 
     def observed_states(self) -> np.ndarray:
+        """Every observed state: the (scaled) cells in single-cell mode, else the time points."""
+        if self.cell_states is not None:
+            return self.cell_states
         if self.data is None:
             raise NotFittedError("no data attached", field="adata", fix="pass states explicitly")
         return np.concatenate(self.data.values)

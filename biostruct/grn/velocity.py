@@ -297,7 +297,7 @@ def combine_with_prior(
     -------
     ``(score, info)``: a signed G x G score (prior sign on prior edges) and the fitted numbers.
     """
-    from scipy.stats import rankdata
+    from scipy.stats import norm, rankdata
     from sklearn.linear_model import LogisticRegression
 
     ev = np.asarray(evidence, dtype=np.float64)
@@ -307,8 +307,6 @@ def combine_with_prior(
     a = np.abs(ev[off])
     # rank-based standardisation: robust to the heavy tail of Jacobian magnitudes
     u = (rankdata(a) - 0.5) / a.size
-    from scipy.stats import norm
-
     z = norm.ppf(u)
     y = (pr[off] != 0).astype(int)
     n_pos = int(y.sum())
