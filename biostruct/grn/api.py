@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from biostruct.errors import ConfigError
+from biostruct.errors import ConfigError, InputError
 from biostruct.grn.checks import fit_warnings
+from biostruct.grn.data import check_input
 from biostruct.grn.model import GRNModel, coerce_prior
 
 logger = logging.getLogger("biostruct.grn")
@@ -151,6 +152,15 @@ def infer_grn(
             f"key_added={key_added!r} would overwrite the input adata.varp[{sorted(outputs & inputs)[0]!r}]",
             field="key_added",
             fix="choose another key_added, e.g. key_added='grn'",
+        )
+    check_input(adata, time_key=time_key, layer=layer)
+    if predict and not adata.obs_names.is_unique:
+        dup = adata.obs_names[adata.obs_names.duplicated()][0]
+        raise InputError(
+            f"observation names are not unique (e.g. {str(dup)!r}), so predictions cannot be "
+            "matched to their rows",
+            field="adata.obs_names",
+            fix="call adata.obs_names_make_unique() first, or pass predict=False",
         )
     target = adata.copy() if copy else adata
     if method == "auto":

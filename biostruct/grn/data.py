@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +12,18 @@ import torch
 
 from biostruct.errors import InputError
 
-__all__ = ["Trajectories", "trajectories_from_anndata", "Transitions", "split_validation"]
+__all__ = [
+    "Trajectories",
+    "trajectories_from_anndata",
+    "Transitions",
+    "split_validation",
+    "check_input",
+    "SCALE_WARN_MAX",
+]
+
+#: Largest expression value that is not flagged: normalised or log-normalised data stays far
+#: below it, raw counts or unnormalised intensities (1e4 ... 1e6) do not.
+SCALE_WARN_MAX = 1e3
 
 
 @dataclass
@@ -81,6 +94,93 @@ def _dense(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
+def numeric_time(values: Any, key: str) -> np.ndarray:
+    """``obs[key]`` as float64; text that is not a number is an :class:`InputError`.
+
+    Parameters
+    ----------
+    values
+        The column, e.g. ``adata.obs[key]``.
+    key
+        Its name, for the error message.
+    """
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        sample = next((v for v in np.asarray(values, dtype=object) if not _is_number(v)), "")
+        raise InputError(
+            f"the time column holds text such as {str(sample)!r}, not numbers",
+            field=f"obs[{key!r}]",
+            fix=f"store numbers, e.g. adata.obs[{key!r}] = adata.obs[{key!r}].str.lstrip('t')"
+            ".astype(float), or pass time_key= of a numeric (pseudo)time column",
+        ) from None
+
+
+def _is_number(v: Any) -> bool:
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def check_input(
+    adata: Any, *, time_key: str | Sequence[str] = "time", layer: str | None = None
+) -> None:
+    """Checks of an AnnData before any model is built.
+
+    Parameters
+    ----------
+    adata
+        Observations x genes.
+    time_key
+        The (pseudo)time column, or a list of them (one per lineage).
+    layer
+        The layer that holds the expression (``None``: ``adata.X``).
+
+    Raises
+    ------
+    InputError
+        No observations, no genes, a text time column.
+
+    Warns
+    -----
+    UserWarning
+        Expression values above :data:`SCALE_WARN_MAX` (unnormalised data).
+    """
+    if adata.n_obs == 0:
+        raise InputError(
+            "the AnnData has no observations (n_obs = 0)",
+            field="adata.obs",
+            fix="pass observations (time points or cells); check an earlier subsetting step",
+        )
+    if adata.n_vars == 0:
+        raise InputError(
+            "the AnnData has no genes (n_vars = 0)",
+            field="adata.var",
+            fix="pass genes; check gene filtering (e.g. n_genes / highly variable genes)",
+        )
+    for key in [time_key] if isinstance(time_key, str) else list(time_key):
+        if key in adata.obs:
+            numeric_time(adata.obs[key], key)
+    if layer is not None and layer not in adata.layers:
+        return  # GRNModel reports the missing layer
+    x = adata.layers[layer] if layer is not None else adata.X
+    data = getattr(x, "data", None) if hasattr(x, "toarray") else np.asarray(x)
+    if data is not None and np.size(data) and np.issubdtype(np.asarray(data).dtype, np.number):
+        top = float(np.nanmax(np.abs(np.where(np.isfinite(data), data, 0.0))))
+        if top > SCALE_WARN_MAX:
+            where = f"adata.layers[{layer!r}]" if layer is not None else "adata.X"
+            warnings.warn(
+                f"{where}: expression reaches {top:.3g}, the scale of raw counts or unnormalised "
+                "intensities; the network is fitted to normalised data (roughly [0, 1] or "
+                "log-normalised) and on this scale it mostly reflects a few large genes. Fix: "
+                "normalise first, e.g. sc.pp.normalize_total(adata); sc.pp.log1p(adata).",
+                UserWarning,
+                stacklevel=3,
+            )
+
+
 def trajectories_from_anndata(
     adata: Any,
     *,
@@ -118,7 +218,7 @@ def trajectories_from_anndata(
             field="adata.layers[" + repr(layer) + "]" if layer else "adata.X",
             fix="impute or drop them (e.g. np.nan_to_num) before inferring the network",
         )
-    t = np.asarray(adata.obs[time_key], dtype=np.float64)
+    t = numeric_time(adata.obs[time_key], time_key)
     if not np.isfinite(t).all():
         raise InputError(
             "time contains NaN/inf", field=f"obs[{time_key!r}]", fix="give every observation a time"
