@@ -170,6 +170,13 @@ def setup_data(data: object, graph: DAGSpec, batch_key: str | None = None) -> Mu
 
 
 def _check_values(x: sp.csr_matrix, m: str, likelihood: str) -> None:
+    if x.shape[1] == 0:
+        raise InputError(
+            "the modality has no features (0 columns).",
+            field=f"{m}.var",
+            fix="check the feature filtering that emptied it, or leave the modality out of "
+            "the graph.",
+        )
     lik = _REGISTRY[likelihood]
     v = x.data
     if not np.isfinite(v).all():

@@ -181,6 +181,7 @@ class DAGVAE:
         order = list(components) if components is not None else self.graph.order
         for c in order:
             self.graph[c]  # raises GraphError for unknown names
+        self._check_trainable(order, len(train_idx))
         self.module.train()
         for c in self.graph.order:
             if c not in order:
@@ -207,6 +208,30 @@ class DAGVAE:
         self.module.eval()
         self.is_trained = True
         return self
+
+    def _check_trainable(self, order: Sequence[str], n_train: int) -> None:
+        """Every parent is trained (before or in this call); enough cells for the clusters."""
+        done = {str(s.get("component")) for s in self.train_summary}
+        for c in self.graph.order:
+            if c not in order:
+                continue
+            for p in self.graph[c].parents:
+                if p not in done:
+                    raise NotFittedError(
+                        f"component {c!r} is conditioned on {p!r}, which is not trained yet.",
+                        field="components",
+                        fix=f"train {p!r} first (components=[{p!r}, {c!r}]), or leave "
+                        "components= out to train every component in order.",
+                    )
+            done.add(c)
+            k = self.graph[c].n_clusters
+            if k is not None and n_train < k:
+                raise InputError(
+                    f"component {c!r} has {k} mixture clusters but only {n_train} training cells.",
+                    field=f"components.{c}.n_clusters",
+                    fix=f"use n_clusters <= {n_train} (or more cells, or a lower "
+                    "validation_fraction).",
+                )
 
     # ------------------------------------------------------------------ results
     def _need_data(self) -> MultiomeData:

@@ -76,3 +76,44 @@ def test_grn_warns_on_unnormalised_scale(tiny_adata):
 def test_bad_input_errors_are_biostruct_errors(tiny_adata):
     with pytest.raises(BiostructError):
         _fit(tiny_adata[:, []].copy())
+
+
+# ------------------------------------------------------------------------------- DAG-VAE
+def test_dagvae_fewer_cells_than_clusters():
+    from sectiny import tiny_mudata
+
+    from biostruct.multiomics.api import dag_vae
+
+    mdata = tiny_mudata(n_cells=8)
+    with pytest.raises(InputError, match="9 mixture clusters but only 7 training cells") as exc:
+        dag_vae(mdata, n_latent=4, max_epochs=2, progress=False)
+    assert exc.value.field == "components.atac.n_clusters" and "n_clusters <= 7" in exc.value.fix
+    assert not any(k.startswith("X_dagvae") for k in mdata.obsm)
+
+
+def test_dagvae_child_on_an_untrained_parent():
+    from sectiny import tiny_mudata
+
+    from biostruct.errors import NotFittedError
+    from biostruct.multiomics.model import DAGVAE
+
+    model = DAGVAE(tiny_mudata(), n_latent=2)
+    with pytest.raises(NotFittedError, match="conditioned on 'atac'") as exc:
+        model.train(2, components=["rna"], progress=False)
+    assert exc.value.field == "components" and "train 'atac' first" in exc.value.fix
+    assert not model.is_trained and not model.train_summary
+    model.train(2, components=["atac"], progress=False)
+    model.train(2, components=["rna"], progress=False)  # parent trained: allowed
+    assert [s["component"] for s in model.train_summary] == ["atac", "rna"]
+
+
+def test_dagvae_modality_without_features():
+    from sectiny import tiny_mudata
+
+    from biostruct.multiomics.model import DAGVAE
+
+    mdata = tiny_mudata()
+    mdata.mod["rna"] = mdata.mod["rna"][:, []].copy()
+    with pytest.raises(InputError, match="no features") as exc:
+        DAGVAE(mdata)
+    assert exc.value.field == "rna.var" and "cells have no counts" not in str(exc.value)

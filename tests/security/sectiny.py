@@ -29,3 +29,19 @@ def tiny_grn_adata(n_genes: int = 8, n_traj: int = 6, seed: int = 0):
     prior[2, 5] = -1.0
     a.varp["prior"] = prior
     return a
+
+
+def tiny_mudata(n_cells: int = 60, n_genes: int = 15, n_peaks: int = 12, seed: int = 0):
+    """A MuData of Poisson RNA counts and binary ATAC peaks (default graph: atac -> rna)."""
+    import anndata as ad
+    import mudata as md
+    import pandas as pd
+
+    md.set_options(pull_on_update=False)
+    rng = np.random.default_rng(seed)
+    obs = pd.DataFrame(index=[f"c{i}" for i in range(n_cells)])
+    rna = ad.AnnData(rng.poisson(2.0, size=(n_cells, n_genes)).astype(np.float32), obs=obs.copy())
+    atac = ad.AnnData((rng.random((n_cells, n_peaks)) < 0.4).astype(np.float32), obs=obs.copy())
+    rna.var_names = [f"g{i}" for i in range(n_genes)]
+    atac.var_names = [f"p{i}" for i in range(n_peaks)]
+    return md.MuData({"rna": rna, "atac": atac})
