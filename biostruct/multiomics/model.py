@@ -183,9 +183,13 @@ class DAGVAE:
             self.graph[c]  # raises GraphError for unknown names
         self._check_trainable(order, len(train_idx))
         self.module.train()
-        for c in self.graph.order:
+        for k, c in enumerate(self.graph.order):
             if c not in order:
                 continue
+            # one random stream per component, from (seed, position in the graph): training the
+            # remaining components of a loaded model draws what an uninterrupted run draws
+            comp_rng = np.random.default_rng([self.seed, k])
+            torch.manual_seed(int(comp_rng.integers(2**62)))
             summary = train_component(
                 self.module,
                 data,
@@ -194,7 +198,7 @@ class DAGVAE:
                 val_idx,
                 cfg,
                 self.device,
-                rng,
+                comp_rng,
                 self.seed,
                 self.history.append,
             )
