@@ -17,8 +17,10 @@ Where files come from, in order:
    sha256 is checked, and only then is it moved into the cache; a corrupted or truncated download raises :class:`~biostruct.errors.ChecksumError` and
    leaves nothing behind.
 
-Every file is verified against its sha256 before use; a verified (path, size, mtime) is
-remembered for the rest of the process, so repeated loads do not hash again.
+Every file is verified against its sha256 before use. A verified file is remembered for the
+rest of the process by (path, device, inode, size, mtime, ctime), so repeated loads do not hash
+again; any write to the file, or a replacement, changes its ctime or inode (which, unlike the
+mtime, no user can set back), so a file changed after its check is hashed again.
 """
 
 from __future__ import annotations
@@ -48,7 +50,21 @@ __all__ = [
 
 MANIFEST_DIR = Path(__file__).resolve().parent / "manifests"
 _CHUNK = 1 << 20
-_VERIFIED: dict[tuple[str, int, int, str], bool] = {}
+_VERIFIED: dict[tuple[object, ...], bool] = {}
+
+
+def _verified_key(path: Path, sha256: str) -> tuple[object, ...]:
+    """What identifies one state of a file: any write or replacement changes ctime or inode."""
+    st = path.stat()
+    return (
+        str(path.resolve()),
+        st.st_dev,
+        st.st_ino,
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ctime_ns,
+        sha256,
+    )
 
 
 @dataclass(frozen=True)
@@ -164,7 +180,7 @@ def verify_file(path: str | Path, entry: FileEntry) -> None:
     """
     path = Path(path)
     st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, entry.sha256)
+    key = _verified_key(path, entry.sha256)
     if _VERIFIED.get(key):
         return
     if st.st_size != entry.size:
@@ -250,7 +266,7 @@ def _download(url: str, dest: Path, entry: FileEntry) -> None:
             field=entry.path,
             fix="correct the manifest entry.",
         )
-    _VERIFIED[(str(dest.resolve()), st.st_size, st.st_mtime_ns, entry.sha256)] = True
+    _VERIFIED[_verified_key(dest, entry.sha256)] = True
 
 
 def fetch_files(
