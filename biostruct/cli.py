@@ -344,11 +344,24 @@ def cmd_datasets_list(args: argparse.Namespace) -> int:
     except AttributeError:  # pragma: no cover - older datasets module
         cat = None
     if cat is not None and len(cat):
-        print(cat.to_string())
+        print(_fit_table(cat, shutil.get_terminal_size((100, 24)).columns))
     else:
         for name in datasets.list():
             print(name)
     return 0
+
+
+def _fit_table(table: Any, width: int) -> str:
+    """``table`` as text no wider than ``width``: the last column is cut with an ellipsis (the
+    license to its first words), so that lines do not wrap in the terminal."""
+    df = table.copy()
+    if "license" in df:
+        df["license"] = [str(v).split(" (")[0].split(";")[0] for v in df["license"]]
+    last = df.columns[-1]
+    head = df.drop(columns=[last]).to_string().splitlines()
+    room = max(20, width - max(len(line) for line in head) - 2)
+    df[last] = [v if len(str(v)) <= room else str(v)[: room - 1] + "\u2026" for v in df[last]]
+    return df.to_string()
 
 
 def cmd_datasets_fetch(args: argparse.Namespace) -> int:
@@ -434,7 +447,11 @@ def cmd_grn_prepare(args: argparse.Namespace) -> int:
     if args.prior_file:
         from biostruct.datasets import read_prior
 
-        prior = read_prior(_need_file(args.prior_file, "--prior-file"), adata.var_names)
+        prior = read_prior(
+            _need_file(args.prior_file, "--prior-file"),
+            adata.var_names,
+            missing=args.prior_missing,
+        )
         adata.varp["prior"] = np.asarray(
             getattr(prior, "toarray", lambda: prior)(), dtype=np.float32
         )
@@ -507,7 +524,9 @@ def cmd_grn_fit(args: argparse.Namespace) -> int:
         seed=args.seed,
         truth=truth,
         predict=True,
+        **_grn_progress(args),
     )
+    _close_bar(args)
     if args.knockouts > 0:
         W = np.abs(np.asarray(adata.varp[args.key]))
         np.fill_diagonal(W, 0.0)
@@ -528,6 +547,34 @@ def cmd_grn_fit(args: argparse.Namespace) -> int:
         adata.uns[args.key]["knockout"] = pd.concat(frames, ignore_index=True)
     _finish_fit(adata, adata.uns[args.key], model, args, runtime, args.method)
     return 0
+
+
+def _show_progress(args: argparse.Namespace) -> bool:
+    """``--progress`` / ``--no-progress``; by default on when stderr is a terminal."""
+    flag = getattr(args, "progress", None)
+    return bool(sys.stderr.isatty()) if flag is None else bool(flag)
+
+
+def _grn_progress(args: argparse.Namespace) -> dict[str, Any]:
+    """``callback=`` of a tqdm bar over the GRN training epochs, or ``{}`` without a bar."""
+    if not _show_progress(args) or args.method == "velocity":
+        return {}
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=args.epochs, desc=f"grn fit [{args.method}]", unit="epoch", leave=True)
+    args._bar = bar
+
+    def update(row: dict[str, Any]) -> None:
+        bar.update(1)
+        bar.set_postfix(val_loss=f"{row['val_loss']:.4g}", refresh=False)
+
+    return {"callback": update}
+
+
+def _close_bar(args: argparse.Namespace) -> None:
+    bar = getattr(args, "_bar", None)
+    if bar is not None:
+        bar.close()
 
 
 def cmd_grn_evaluate(args: argparse.Namespace) -> int:
@@ -668,6 +715,7 @@ def cmd_mo_fit(args: argparse.Namespace) -> int:
         batch_key=args.batch_key or None,
         device=args.device,
         seed=args.seed,
+        progress=_show_progress(args),
     )
     _finish_fit(mdata, _h5_safe(dict(mdata.uns[args.key])), model, args, runtime, "DAG-VAE")
     return 0
@@ -702,6 +750,16 @@ def cmd_mo_analyse(args: argparse.Namespace) -> int:
             tmp = latent_neighbors(mdata.obsm[f"X_{key}_{c}"], seed=args.seed)
             sc.tl.umap(tmp, random_state=args.seed)
             mdata.obsm[f"X_{key}_{c}_umap"] = tmp.obsm["X_umap"]
+    if args.scanpy_umap:
+        src = f"X_{key}_{args.scanpy_umap}_umap"
+        if args.scanpy_umap not in comps or src not in mdata.obsm:
+            raise InputError(
+                f"no UMAP of component {args.scanpy_umap!r} (components: {', '.join(comps)})",
+                field="--scanpy-umap",
+                fix=_did_you_mean(args.scanpy_umap, comps)
+                + "name a component, and leave --no-umap out.",
+            )
+        mdata.obsm["X_umap"] = mdata.obsm[src]  # where sc.pl.umap(mdata) looks
     model = DAGVAE.load(_need_file(args.model_dir, "--model-dir"), mdata, device=args.device)
     graph = mdata.uns.get(key, {}).get("graph") if hasattr(mdata.uns.get(key), "get") else None
     if graph is None or "components" not in graph:
@@ -1069,7 +1127,7 @@ def snakemake_command(args: argparse.Namespace) -> list[str]:
         "--snakefile",
         str(wf / "Snakefile"),
         "--configfile",
-        str(_need_file(config, "--config")),
+        str(_need_file(config, "--config").resolve()),
         "--directory",
         str(Path(args.directory).resolve()),
         "--cores",
@@ -1106,6 +1164,50 @@ def snakemake_command(args: argparse.Namespace) -> list[str]:
     return cmd
 
 
+def _check_and_print(args: argparse.Namespace, *, quiet: bool = False) -> int:
+    """Run :func:`biostruct.runconfig.check_config` on ``args.config`` and print the outcome.
+
+    Returns
+    -------
+    int
+        0 when the config is ready to run, 2 when it has problems (each printed with its fix).
+    """
+    from biostruct.runconfig import check_config
+
+    wf = workflow_dir(getattr(args, "workflow", None))
+    config = args.config or str(wf / "config" / "default.yaml")
+    _need_file(config, "--config")
+    cfg, problems = check_config(
+        config, allow_yte=bool(getattr(args, "allow_yte", False)), workflow=wf
+    )
+    if problems:
+        n = len(problems)
+        print(f"biostruct: error: {config}: {n} problem{'s' * (n != 1)}:", file=sys.stderr)
+        for exc in problems:
+            print(f"  - {exc}", file=sys.stderr)
+        if quiet:
+            print("(biostruct run --no-check skips this check)", file=sys.stderr)
+        return 2
+    if "__use_yte__" in cfg:
+        if not quiet:
+            print(f"{config}: a YTE template: Snakemake checks it once rendered, not biostruct")
+        return 0
+    if not quiet:
+        runs = [
+            f"{part} {name}"
+            for part in ("grn", "multiomics")
+            if cfg[part].get("enabled", True)
+            for name in cfg[part]["run"]
+        ]
+        print(f"{config}: OK ({', '.join(runs) or 'nothing to run'})")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """``biostruct check --config FILE``: the config and its input files, before any job."""
+    return _check_and_print(args)
+
+
 #: seconds Snakemake gets to stop its jobs after a forwarded signal before it is killed
 STOP_GRACE_S = 30.0
 
@@ -1137,6 +1239,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     to its jobs), and after a grace period the group is killed. Returns 128 + signal number
     when stopped by a signal."""
     cmd = snakemake_command(args)
+    if getattr(args, "check", True) and not args.unlock:
+        if not _extra_configfiles(args.snakemake_args or []):  # merged configs: Snakemake's
+            rc = _check_and_print(args, quiet=True)
+            if rc:
+                return rc
     print("+ " + " ".join(cmd), flush=True)
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")
@@ -1191,30 +1298,99 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------- parser
-def _common_fit(p: argparse.ArgumentParser, suffix: str) -> None:
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps descriptions and epilogs as written; appends ``(default: X)`` to every option with
+    a default worth showing (not a flag, not None or empty) whose help does not state it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or action.nargs == 0  # flags: store_true / store_false
+            or default is None
+            or (isinstance(default, str | list) and not default)
+            or default == argparse.SUPPRESS
+            or not (action.option_strings or action.nargs in ("?", "*"))
+        ):
+            return text
+        return text + " (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose subparsers share :class:`_HelpFormatter` and whose epilog may be a
+    function, called only when the help is shown (the GRN method list imports torch)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def format_help(self) -> str:
+        if callable(self.epilog):
+            self.epilog = self.epilog()
+        return super().format_help()
+
+
+def _methods_epilog() -> str:
+    """One line per GRN method, for 'biostruct grn fit --help'."""
+    import textwrap
+
+    from biostruct.grn.methods import METHODS, NEEDS_PRIOR
+
+    width = max(map(len, METHODS))
+    cols = max(60, min(120, shutil.get_terminal_size((100, 24)).columns) - 2)
+    lines = ["methods (--method; * needs a prior):"]
+    for name, text in METHODS.items():
+        star = "*" if name in NEEDS_PRIOR else " "
+        first = f"  {name:<{width}} {star} "
+        lines += textwrap.wrap(text, cols, initial_indent=first, subsequent_indent=" " * len(first))
+    return "\n".join(lines)
+
+
+def _common_fit(p: argparse.ArgumentParser, suffix: str, key: str) -> None:
     """Options of every fit step; ``suffix`` is the type of its output file (``".h5ad"``)."""
-    p.add_argument("--model-dir", help="folder to save the trained model in")
+    p.add_argument("--model-dir", metavar="DIR", help="folder to save the trained model in")
     p.add_argument("--out", required=True, help=f"output {suffix}")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--key", default=None, help="key_added of the results")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--key", default=None, help=f"key_added of the results (default: {key})")
     p.add_argument(
         "--train-kwargs",
         default="",
         metavar="JSON",
         help="extra training options as a JSON object, e.g. '{\"lr\": 0.005}'",
     )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar of the training (tqdm, on stderr); default: on when stderr is a "
+        "terminal, off in pipeline logs",
+    )
+
+
+def _add_check_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workflow",
+        metavar="DIR",
+        help="a workflow copy made by 'biostruct workflow init DIR' (default: the workflow "
+        "shipped with biostruct; BIOSTRUCT_WORKFLOW also sets it)",
+    )
+    p.add_argument(
+        "--allow-yte",
+        action="store_true",
+        help="allow a YTE template config (__use_yte__), which runs Python code from the file; "
+        "only for configs you trust",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of the ``biostruct`` command."""
-    fmt = argparse.RawDescriptionHelpFormatter
-    top = argparse.ArgumentParser(
+    top = _Parser(
         prog="biostruct",
         description="Structure-guided models for single-cell data: DASH-pruned neural-ODE gene "
         "regulatory networks and DAG-structured multi-omics VAEs, with Snakemake pipelines.",
         epilog=_EPILOG,
-        formatter_class=fmt,
     )
     from biostruct import __version__
 
@@ -1226,22 +1402,22 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run a pipeline with Snakemake",
         description="Run a pipeline end to end with Snakemake. Results go under "
-        "<directory>/results/.",
-        formatter_class=fmt,
+        "<directory>/results/. The config and its input files are checked first (as by "
+        "'biostruct check'). Relative paths in the config are resolved against the config "
+        "file's folder.",
+        epilog="Options after '--' are passed to Snakemake unchanged, e.g. -- --keep-going",
     )
-    p.add_argument("pipeline", choices=["grn", "multiomics", "all"])
     p.add_argument(
-        "--config", help="config YAML (default: the workflow's config/default.yaml, demo data)"
+        "pipeline", choices=["grn", "multiomics", "all"], help="the pipeline; 'all' runs both"
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="config YAML (default: the workflow's config/default.yaml, demo data)",
     )
     p.add_argument("--profile", help="Snakemake profile: local, slurm, kubernetes or a folder")
-    p.add_argument(
-        "--workflow",
-        metavar="DIR",
-        help="a workflow copy made by 'biostruct workflow init DIR' (default: the workflow "
-        "shipped with biostruct; BIOSTRUCT_WORKFLOW also sets it)",
-    )
-    p.add_argument("--cores", default="1", help="CPU cores to use (a number or 'all'; default 1)")
-    p.add_argument("--directory", default=".", help="run directory (default: current folder)")
+    p.add_argument("--cores", default="1", help="CPU cores to use (a number or 'all')")
+    p.add_argument("--directory", default=".", metavar="DIR", help="run directory")
     p.add_argument("-n", "--dry-run", action="store_true", help="show the jobs, run nothing")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the config device")
     p.add_argument(
@@ -1256,13 +1432,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="remove the lock a killed run left in the run directory, then stop",
     )
     p.add_argument(
-        "--allow-yte",
-        action="store_true",
-        help="allow a YTE template config (__use_yte__), which runs Python code from the file; "
-        "only for configs you trust",
+        "--no-check",
+        dest="check",
+        action="store_false",
+        help="skip the check of the input files named in the config",
     )
-    p.epilog = "Options after '--' are passed to Snakemake unchanged, e.g. -- --keep-going"
+    _add_check_options(p)
     p.set_defaults(func=cmd_run)
+
+    # check
+    p = sub.add_parser(
+        "check",
+        help="check a workflow config and its input files before running it",
+        description="Check a workflow config without running anything: the schema (unknown or "
+        "misspelt keys, values out of range), dataset names, and for your own files that they "
+        "exist, that time_key / trajectory_key / label_key / batch_key are obs columns (time "
+        "numeric), that prior and truth keys are varp keys, and that the prior_file shares "
+        "genes with the data (missing: drop ignores the others). Relative paths are resolved "
+        "against the config file's folder. Prints every problem with its fix; exits 2 when "
+        "there is one.",
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="config YAML (default: the workflow's config/default.yaml)",
+    )
+    _add_check_options(p)
+    p.set_defaults(func=cmd_check)
 
     # workflow
     w = sub.add_parser("workflow", help="copy the Snakemake workflow to edit it")
@@ -1279,8 +1475,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--template",
         choices=["demo", "own-data"],
         default="own-data",
-        help="config to start from: 'own-data' (your .h5ad/.h5mu, the default) or 'demo' "
-        "(the embedded demo data)",
+        help="config to start from: 'own-data' (your .h5ad/.h5mu) or 'demo' (the embedded "
+        "demo data)",
     )
     p.add_argument("--force", action="store_true", help="replace an existing copy")
     p.set_defaults(func=cmd_workflow_init)
@@ -1293,7 +1489,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_datasets_list)
     p = dsub.add_parser("fetch", help="download a dataset (checksum-verified) and print its files")
-    p.add_argument("name")
+    p.add_argument("name", help="a dataset name from 'biostruct datasets list'")
     p.set_defaults(func=cmd_datasets_fetch)
 
     # grn
@@ -1313,9 +1509,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--name", help="dataset name (with --source dataset)")
     p.add_argument("--path", help="your .h5ad (with --source file)")
-    p.add_argument("--n-trajectories", type=int, default=10, help="simulated trajectories")
     p.add_argument(
-        "--times", nargs="+", type=float, help="simulated time points (default 0 2 3 7 9)"
+        "--n-trajectories", type=int, default=10, help="simulated trajectories (--source simulate)"
+    )
+    p.add_argument(
+        "--times", nargs="+", type=float, help="simulated time points (default: 0 2 3 7 9)"
     )
     p.add_argument("--noise-sd", type=float, default=0.0, help="noise added to simulated data")
     p.add_argument(
@@ -1323,41 +1521,53 @@ def build_parser() -> argparse.ArgumentParser:
         help="prior network CSV (matrix or source,target,weight); stored as varp['prior']",
     )
     p.add_argument(
+        "--prior-missing",
+        choices=["raise", "drop"],
+        default="raise",
+        help="prior genes absent from the data: 'raise' stops and names them, 'drop' ignores "
+        "their edges",
+    )
+    p.add_argument(
         "--n-genes", type=int, default=0, help="keep only the N most variable genes (0: all)"
     )
-    p.add_argument("--time-key", default="time")
-    p.add_argument("--trajectory-key", default="trajectory")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--time-key", default="time", help="obs column of the (pseudo)time")
+    p.add_argument(
+        "--trajectory-key", default="trajectory", help="obs column of the series/lineage"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulation")
     p.add_argument("--out", required=True, help="output .h5ad")
     p.set_defaults(func=cmd_grn_prepare)
 
-    p = gsub.add_parser("fit", help="fit DASH or a baseline; write fitted .h5ad and model")
-    p.add_argument("input", help="prepared .h5ad")
-    p.add_argument(
-        "--method",
-        default="dash",
-        help="dash (default), posterior, velocity, imp, prior_only, phoenix, dense, posthoc, l1, "
-        "lrr, pilot",
+    p = gsub.add_parser(
+        "fit",
+        help="fit DASH or a baseline; write fitted .h5ad and model",
+        description="Fit a GRN method to a prepared .h5ad: varp[KEY] (signed edges), uns[KEY], "
+        "layers[KEY_pred] and knockout effects.",
+        epilog=_methods_epilog,
     )
+    p.add_argument("input", help="prepared .h5ad")
+    p.add_argument("--method", default="dash", help="the method (one line each below)")
     p.add_argument("--prior", default="prior", help="varp key of the prior ('none' for no prior)")
     p.add_argument("--truth", default="true_network", help="varp key of the ground truth, if any")
     p.add_argument("--hidden", type=int, default=40, help="hidden width of the vector field")
-    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--epochs", type=int, default=200, help="maximum training epochs")
     p.add_argument(
         "--knockouts",
         type=int,
         default=3,
         help="simulate knockouts of the N strongest regulators (0: none)",
     )
-    p.add_argument("--time-key", default="time")
-    p.add_argument("--trajectory-key", default="trajectory")
-    _common_fit(p, ".h5ad")
+    p.add_argument("--time-key", default="time", help="obs column of the (pseudo)time")
+    p.add_argument(
+        "--trajectory-key", default="trajectory", help="obs column of the series/lineage"
+    )
+    _common_fit(p, ".h5ad", "grn")
     p.set_defaults(func=cmd_grn_fit, key="grn")
 
     p = gsub.add_parser("evaluate", help="edge list and metrics against the ground truth")
     p.add_argument("input", help="fitted .h5ad")
     p.add_argument("--truth", default="true_network", help="varp key of the ground truth, if any")
-    p.add_argument("--key", default="grn")
+    p.add_argument("--key", default="grn", help="key of the fit (its --key)")
     p.add_argument("--top", type=int, default=0, help="write only the top N edges (0: all)")
     p.add_argument("--label", default="", help="run label stored in the metrics")
     p.add_argument("--edges", required=True, help="output edge table (.csv or .parquet)")
@@ -1366,15 +1576,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_grn_evaluate)
 
     p = gsub.add_parser("summarise", help="one table from many metrics .json files")
-    p.add_argument("metrics", nargs="+")
-    p.add_argument("--out", required=True)
+    p.add_argument("metrics", nargs="+", help="metrics .json files written by 'grn evaluate'")
+    p.add_argument("--out", required=True, help="output table (.csv or .parquet)")
     p.set_defaults(func=cmd_grn_summarise)
 
     # multiomics
     m = sub.add_parser("multiomics", help="multi-omics pipeline steps: prepare, fit, analyse")
     msub = m.add_subparsers(dest="action", metavar="STEP", required=True)
     p = msub.add_parser("prepare", help="load a MuData, optionally subsample")
-    p.add_argument("--source", choices=["dataset", "file"], default="dataset")
+    p.add_argument(
+        "--source",
+        choices=["dataset", "file"],
+        default="dataset",
+        help="a named dataset or your .h5mu",
+    )
     p.add_argument("--name", help="dataset name (with --source dataset)")
     p.add_argument("--path", help="your .h5mu (with --source file)")
     p.add_argument("--n-cells", type=int, default=0, help="random subsample of N cells (0: all)")
@@ -1385,7 +1600,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the N features with most counts per modality (0: all)",
     )
     p.add_argument("--label-key", default="", help="obs column of known cell labels, if any")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the subsample")
     p.add_argument("--out", required=True, help="output .h5mu")
     p.set_defaults(func=cmd_mo_prepare)
 
@@ -1394,23 +1609,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--graph", help="DAG YAML file (default: ATAC -> RNA, else one root per modality)"
     )
-    p.add_argument("--n-latent", type=int, default=10)
-    p.add_argument("--max-epochs", type=int, default=100)
+    p.add_argument("--n-latent", type=int, default=10, help="latent dimensions per component")
+    p.add_argument("--max-epochs", type=int, default=100, help="epochs per component")
     p.add_argument("--batch-key", default="", help="obs column of batches, if any")
-    _common_fit(p, ".h5mu")
+    _common_fit(p, ".h5mu", "dagvae")
     p.set_defaults(func=cmd_mo_fit, key="dagvae")
 
     p = msub.add_parser("analyse", help="UMAPs per component and differential analysis")
     p.add_argument("input", help="fitted .h5mu")
     p.add_argument("--model-dir", required=True, help="the model folder written by 'fit'")
-    p.add_argument("--key", default="dagvae")
+    p.add_argument("--key", default="dagvae", help="key of the fit (its --key)")
     p.add_argument("--no-umap", dest="umap", action="store_false", help="skip the UMAPs")
+    p.add_argument(
+        "--scanpy-umap",
+        default="",
+        metavar="COMPONENT",
+        help="also write this component's UMAP to obsm['X_umap'], where sc.pl.umap(mdata) "
+        "looks (every UMAP is in obsm['X_<key>_<component>_umap'] for "
+        "sc.pl.embedding(mdata, basis=...))",
+    )
     p.add_argument("--max-groups", type=int, default=3, help="clusters tested per component")
     p.add_argument("--min-cells", type=int, default=10, help="smallest cluster tested")
     p.add_argument("--de-cells", type=int, default=200, help="cells drawn per group")
     p.add_argument("--de-samples", type=int, default=10, help="posterior samples per cell")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    p.add_argument("--seed", type=int, default=0, help="seed of the UMAPs and the sampling")
     p.add_argument("--de-dir", required=True, help="output folder of differential tables")
     p.add_argument("--out", required=True, help="output .h5mu")
     p.set_defaults(func=cmd_mo_analyse)
@@ -1425,10 +1648,10 @@ def build_parser() -> argparse.ArgumentParser:
         p = rsub.add_parser(kind, help=f"HTML report of a {kind} result file")
         p.add_argument("input", help="result .h5ad" if kind == "grn" else "result .h5mu")
         p.add_argument("--out", required=True, help="output .html")
-        p.add_argument("--key", default=key)
+        p.add_argument("--key", default=key, help="key of the fit (its --key)")
         p.add_argument("--config", help="run config to show under provenance")
         p.add_argument("--inputs", nargs="*", default=[], help="more input files to checksum")
-        p.add_argument("--title")
+        p.add_argument("--title", help="report title (default: from the method or model)")
         if kind == "grn":
             p.add_argument("--truth", default="auto", help="varp key of the ground truth, 'none'")
             p.add_argument("--genes", nargs="*", help="genes for observed-vs-predicted plots")

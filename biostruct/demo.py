@@ -32,7 +32,7 @@ def _screenshots(run_dir: Path, out_dir: Path) -> list[Path]:
     ):
         found = sorted(run_dir.glob(pattern))
         if found:
-            shots.append(screenshot(found[0], out_dir / f"{name}.png", width=1400, height=1000))
+            shots.append(screenshot(found[0], out_dir / f"{name}.png", width=1400, height=900))
     return shots
 
 

@@ -2,6 +2,7 @@
 import json
 import re
 import sys
+from pathlib import Path
 
 import yaml
 
@@ -104,6 +105,31 @@ def check_config():
 
 
 check_config()
+
+
+def resolve_dataset_paths():
+    """Relative dataset paths (path, prior_file, graph) point into the folder of the config
+    file that set them (the last one when several do), not into the run directory. Values
+    given with --config on the command line stay relative to the run directory."""
+    fields = {"grn": ("path", "prior_file"), "multiomics": ("path", "graph")}
+    bases = {}
+    for f in workflow.configfiles:
+        raw = yaml.safe_load(Path(f).read_text()) or {}
+        for part, keys in fields.items():
+            sec = raw.get(part) if isinstance(raw, dict) else None
+            datasets = sec.get("datasets") if isinstance(sec, dict) else None
+            for name, spec in (datasets or {}).items():
+                for k in keys if isinstance(spec, dict) else ():
+                    if k in spec:
+                        bases[(part, name, k)] = Path(f).resolve().parent
+    for (part, name, k), base in bases.items():
+        spec = config[part]["datasets"].get(name) or {}
+        value = spec.get(k)
+        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            spec[k] = os.path.normpath(base / Path(value).expanduser())
+
+
+resolve_dataset_paths()
 
 
 def grn_runs():
@@ -218,6 +244,7 @@ def grn_prepare_args(wildcards):
         opt("--name", d.get("name")),
         opt("--path", d.get("path")),
         opt("--prior-file", d.get("prior_file")),
+        opt("--prior-missing", d.get("missing") if d.get("prior_file") else None),
         opt("--n-trajectories", sim.get("n_trajectories")),
         opt("--times", sim.get("times")),
         opt("--noise-sd", sim.get("noise_sd")),
@@ -297,6 +324,7 @@ def mo_analyse_args(wildcards):
         opt("--min-cells", a["min_cells"]),
         opt("--de-cells", a["de_cells"]),
         opt("--de-samples", a["de_samples"]),
+        opt("--scanpy-umap", a["scanpy_umap"]),
         opt("--device", config["device"]),
         opt("--seed", config["seed"]),
     )
