@@ -186,10 +186,16 @@ class DAGVAE:
         for k, c in enumerate(self.graph.order):
             if c not in order:
                 continue
-            # one random stream per component, from (seed, position in the graph): training the
-            # remaining components of a loaded model draws what an uninterrupted run draws
-            comp_rng = np.random.default_rng([self.seed, k])
-            torch.manual_seed(int(comp_rng.integers(2**62)))
+            # one random stream per component, fixed by (seed, position in the graph), so that
+            # training the remaining components of a loaded model draws what an uninterrupted
+            # run draws; the first component keeps the stream of the seed (after the split)
+            if k == 0:
+                comp_rng = np.random.default_rng(self.seed)
+                comp_rng.permutation(data.n_cells)
+                torch.manual_seed(self.seed)
+            else:
+                comp_rng = np.random.default_rng([self.seed, k])
+                torch.manual_seed(int(comp_rng.integers(2**62)))
             summary = train_component(
                 self.module,
                 data,
