@@ -134,12 +134,22 @@ def setup_data(data: object, graph: DAGSpec, batch_key: str | None = None) -> Mu
     GraphError
         A modality of the graph is missing from the data.
     InputError
-        Cells not shared between modalities; NaN/inf; negative or non-integer values for a count
+        Duplicated cell names; cells not shared between modalities; NaN/inf; negative or non-integer values for a count
         likelihood; all-zero cells or features; unknown ``batch_key``.
     """
     mods = as_modalities(data)
     graph.validate_modalities(mods)
     names = list(graph.modalities)
+    for m in names:
+        if not mods[m].obs_names.is_unique:
+            dup = mods[m].obs_names[mods[m].obs_names.duplicated()][0]
+            raise InputError(
+                f"cell names are not unique (e.g. {str(dup)!r}), so results cannot be matched "
+                "to their cells.",
+                field=f"{m}.obs_names",
+                fix="make them unique in every modality first, e.g. "
+                "adata.obs_names_make_unique() (the same names in each modality).",
+            )
     first = mods[names[0]].obs_names
     for m in names[1:]:
         other = mods[m].obs_names

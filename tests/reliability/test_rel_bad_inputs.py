@@ -117,3 +117,19 @@ def test_dagvae_modality_without_features():
     with pytest.raises(InputError, match="no features") as exc:
         DAGVAE(mdata)
     assert exc.value.field == "rna.var" and "cells have no counts" not in str(exc.value)
+
+
+@pytest.mark.filterwarnings("ignore:.*obs_names.*:UserWarning")  # mudata's, on the bad input
+def test_dagvae_duplicated_cell_names():
+    import mudata as md
+    from sectiny import tiny_mudata
+
+    from biostruct.multiomics.api import dag_vae
+
+    mods = dict(tiny_mudata().mod)
+    for a in mods.values():
+        a.obs_names = ["c0"] * a.n_obs
+    mdata = md.MuData(mods)
+    with pytest.raises(InputError, match="cell names are not unique") as exc:
+        dag_vae(mdata, n_latent=2, max_epochs=2, progress=False)
+    assert exc.value.field.endswith(".obs_names") and "obs_names_make_unique" in exc.value.fix

@@ -32,38 +32,8 @@ DTYPES = ["float32", "float64", "int64", "bool", "object"]
 #: non-biostruct exception for any case outside these classes, and warns about a class whose
 #: cases no longer raise one (then delete the entry). Classes, not code locations, so that moving code
 #: does not break the test.
-def _grn_n_vars(case) -> int:
-    return case[0].n_vars
-
-
-def _grn_time_strings(case) -> bool:
-    t = case[0].obs.get("time")
-    return t is not None and t.dtype == object
-
-
-def _mo_cells(case) -> int:
-    return min(a.n_obs for a in case[0].values())
-
-
-def _mo_clusters(case) -> int:
-    opts = case[2]
-    n_latent = opts.get("n_latent", 2)
-    return opts.get("n_clusters") or 2 * n_latent + 1
-
-
-def _mo_duplicated_cells(case) -> bool:
-    return any(not a.obs_names.is_unique for a in case[0].values())
-
-
-KNOWN_GRN = {
-    "no genes (biostruct/grn/field.py)": lambda c: _grn_n_vars(c) == 0,
-    "no observations (biostruct/grn/data.py)": lambda c: c[0].n_obs == 0,
-    "obs['time'] of strings (biostruct/grn/data.py)": _grn_time_strings,
-}
-KNOWN_DAGVAE = {
-    "fewer cells than clusters (multiomics/prior.py)": lambda c: _mo_cells(c) < _mo_clusters(c),
-    "duplicated obs names (multiomics/api.py)": _mo_duplicated_cells,
-}
+KNOWN_GRN: dict = {}  # none left: no genes, no observations, text time are InputErrors now
+KNOWN_DAGVAE: dict = {}  # none left: too few cells for the clusters, duplicated cell names
 
 
 def _check_property(strategy, run, known: dict) -> None:
