@@ -772,6 +772,7 @@ def cmd_mo_analyse(args: argparse.Namespace) -> int:
     tables: dict[str, pd.DataFrame] = {}
     specs = graph["components"]
     specs = specs.items() if isinstance(specs, dict) else [(c["name"], c) for c in specs]
+    jobs: list[tuple[str, str, str, Any]] = []  # (component, cluster column, modality, group)
     for cname, comp in specs:
         cname = str(cname)
         ckey = f"{key}_cluster_{cname}"
@@ -782,19 +783,24 @@ def cmd_mo_analyse(args: argparse.Namespace) -> int:
         groups = [g for g in counts.index if min(counts[g], n - counts[g]) >= args.min_cells]
         groups = groups[: args.max_groups]
         mods = np.atleast_1d(np.asarray(comp.get("modalities", []), dtype=object))
-        for m in mods:
-            for g in groups:
-                df = model.differential(
-                    str(m),
-                    groupby=ckey,
-                    group1=g,
-                    obs=mdata.obs,
-                    n_cells=args.de_cells,
-                    n_samples=args.de_samples,
-                    seed=args.seed,
-                )
-                df = df.reset_index().rename(columns={df.index.name or "index": "feature"})
-                tables[f"{m}: {cname} cluster {g} vs rest"] = df
+        jobs += [(cname, ckey, str(m), g) for m in mods for g in groups]
+    steps: Any = jobs
+    if _show_progress(args) and jobs:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(jobs, desc="differential", unit="comparison")
+    for cname, ckey, m, g in steps:
+        df = model.differential(
+            m,
+            groupby=ckey,
+            group1=g,
+            obs=mdata.obs,
+            n_cells=args.de_cells,
+            n_samples=args.de_samples,
+            seed=args.seed,
+        )
+        df = df.reset_index().rename(columns={df.index.name or "index": "feature"})
+        tables[f"{m}: {cname} cluster {g} vs rest"] = df
 
     def write_tables(folder: Path) -> None:
         folder.mkdir(parents=True)
@@ -1634,6 +1640,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--de-samples", type=int, default=10, help="posterior samples per cell")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     p.add_argument("--seed", type=int, default=0, help="seed of the UMAPs and the sampling")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar over the differential comparisons; default: on when stderr is a "
+        "terminal",
+    )
     p.add_argument("--de-dir", required=True, help="output folder of differential tables")
     p.add_argument("--out", required=True, help="output .h5mu")
     p.set_defaults(func=cmd_mo_analyse)

@@ -224,9 +224,18 @@ def test_analyse_writes_x_umap_on_request(tmp_path, capsys):
     analyse += ["--out", str(tmp_path / "out.h5mu")]
     assert main([*analyse, "--scanpy-umap", "rn"]) == 2
     assert "did you mean 'rna'?" in capsys.readouterr().err
-    assert main([*analyse, "--scanpy-umap", "rna"]) == 0
+    capsys.readouterr()
+    fitted = md.read_h5mu(tmp_path / "fit.h5mu")  # random counts: give rna two clusters to test
+    fitted.obs["dagvae_cluster_rna"] = np.where(np.arange(fitted.n_obs) % 2, "0", "1")
+    fitted.obs["dagvae_cluster_rna"] = fitted.obs["dagvae_cluster_rna"].astype("category")
+    fitted.write(str(tmp_path / "fit.h5mu"))
+    analyse[analyse.index("--max-groups") + 1] = "1"
+    more = ["--min-cells", "1", "--de-cells", "10", "--de-samples", "2", "--progress"]
+    assert main([*analyse, *more, "--scanpy-umap", "rna"]) == 0
+    assert "differential" in capsys.readouterr().err  # the progress bar of the comparisons
     out = md.read_h5mu(tmp_path / "out.h5mu")
     np.testing.assert_array_equal(out.obsm["X_umap"], out.obsm["X_dagvae_rna_umap"])
+    assert len(list((tmp_path / "de").glob("de_*.csv"))) >= 1
 
 
 def test_datasets_list_fits_the_terminal(monkeypatch, capsys):
