@@ -30,6 +30,7 @@ __all__ = ["main", "build_parser", "workflow_dir", "packaged_workflow_dir", "pip
 _EPILOG = """\
 Typical use:
   biostruct run all --cores 2                 both pipelines on the embedded demo data
+  biostruct check --config my.yaml            check your config and the files it names
   biostruct run grn --config my.yaml -n       dry run of the GRN pipeline on your config
   biostruct datasets list                     the datasets biostruct knows
   biostruct grn fit prepared.h5ad --method dash --prior prior_noise_0.05 --out fitted.h5ad
@@ -1394,7 +1395,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of the ``biostruct`` command."""
     top = _Parser(
         prog="biostruct",
-        description="Structure-guided models for single-cell data: DASH-pruned neural-ODE gene "
+        description="Structure-guided models for single-cell data: DASH-pruned neural-ODE gene\n"
         "regulatory networks and DAG-structured multi-omics VAEs, with Snakemake pipelines.",
         epilog=_EPILOG,
     )
