@@ -15,6 +15,11 @@ A graph is written as a dict or YAML document::
 ``conditioned_on_z`` edges feed the parent's own latent ``z`` to the child; ``conditioned_on_z_hat``
 edges feed the parent's integrated latent ``z_hat`` (which already carries the parent's ancestors).
 ``parents`` is a shorthand for ``conditioned_on_z_hat``.
+
+An optional ``links`` entry (one mapping or a list) puts a sparse feature-level link layer on a
+DAG edge, e.g. peaks -> genes (see :mod:`biostruct.multiomics.links`)::
+
+    links: {from: atac, to: rna, prior: proximity, window_kb: 100, sparsity: 0.95, method: dash}
 """
 
 from __future__ import annotations
@@ -31,9 +36,12 @@ from biostruct.errors import ConfigError, GraphError
 
 __all__ = [
     "LIKELIHOODS",
+    "LINK_METHODS",
+    "LINK_PRIORS",
     "ROLES",
     "ComponentSpec",
     "DAGSpec",
+    "LinkSpec",
     "ModalitySpec",
     "default_graph",
     "describe_graph",
@@ -102,7 +110,25 @@ def infer_roles(modalities: Mapping[str, Any] | Iterable[str]) -> dict[str, str 
     return {str(m): infer_role(m) for m in modalities}
 
 
-_TOP_KEYS = ("modalities", "components")
+_TOP_KEYS = ("modalities", "components", "links")
+_LINK_KEYS = (
+    "from",
+    "to",
+    "prior",
+    "source",
+    "tss",
+    "window_kb",
+    "decay_kb",
+    "sparsity",
+    "method",
+    "prior_weight",
+    "rounds",
+    "weight_decay",
+)
+#: Where a link layer's candidate links come from (see :mod:`biostruct.multiomics.links`).
+LINK_PRIORS = ("proximity", "matrix", "names", "table")
+#: How the link layer's masks are scored at each pruning round (the core's scorers).
+LINK_METHODS = ("dash", "magnitude", "random")
 _MODALITY_KEYS = ("likelihood", "weight", "layer")
 _COMPONENT_KEYS = (
     "name",
@@ -159,12 +185,57 @@ class ComponentSpec:
 
 
 @dataclass(frozen=True)
+class LinkSpec:
+    """A sparse feature-level link layer on a DAG edge: ``parent`` features -> ``child`` features.
+
+    ``parent`` and ``child`` are modalities (YAML ``from`` / ``to``); the parent's component must
+    be an ancestor of the child's. ``prior`` names where the candidate links come from:
+    ``proximity`` (peak coordinates in the parent's feature names, gene TSS from ``tss``),
+    ``matrix`` (a child x parent matrix at ``source``: ``.npz``/``.npy``/``.csv`` path or
+    ``uns:KEY`` of the MuData), ``names`` (same feature name, e.g. protein -> gene) or ``table``
+    (a CSV at ``source`` with ``source, target[, weight]`` columns). ``sparsity`` is the fraction
+    of the candidate links pruned by the end of training, in ``rounds`` rounds, scored by
+    ``method``: ``dash`` (``(1 - prior_weight) * |w| + prior_weight * prior``, both normalised),
+    ``magnitude`` (``|w|``) or ``random``. ``weight_decay`` (torch units) is applied to the link
+    weights until the last pruning round and then switched off.
+    """
+
+    parent: str
+    child: str
+    prior: str = "proximity"
+    source: str | None = None
+    tss: str | None = None
+    window_kb: float = 100.0
+    decay_kb: float | None = None
+    sparsity: float = 0.9
+    method: str = "dash"
+    prior_weight: float = 0.5
+    rounds: int = 4
+    weight_decay: float = 0.0
+
+    @property
+    def name(self) -> str:
+        """``"parent->child"``."""
+        return f"{self.parent}->{self.child}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The YAML form (``from``/``to`` keys); unset optional fields left out."""
+        d: dict[str, Any] = {"from": self.parent, "to": self.child}
+        for k in _LINK_KEYS[2:]:
+            v = getattr(self, k)
+            if v is not None:
+                d[k] = v
+        return d
+
+
+@dataclass(frozen=True)
 class DAGSpec:
     """A validated DAG of components (``components`` are stored in topological order)."""
 
     modalities: dict[str, ModalitySpec]
     components: tuple[ComponentSpec, ...]
     _by_name: dict[str, ComponentSpec] = field(default_factory=dict, repr=False, compare=False)
+    links: tuple[LinkSpec, ...] = ()
 
     def __post_init__(self) -> None:
         self._by_name.update({c.name: c for c in self.components})
@@ -248,7 +319,10 @@ class DAGSpec:
                 if getattr(c, k) is not None:
                     d[k] = getattr(c, k)
             comps.append(d)
-        return {"modalities": mods, "components": comps}
+        out: dict[str, Any] = {"modalities": mods, "components": comps}
+        if self.links:
+            out["links"] = [lk.to_dict() for lk in self.links]
+        return out
 
     def to_h5_dict(self) -> dict[str, Any]:
         """Like :meth:`to_dict` but with components as ``{name: settings}`` (storable in .h5mu)."""
@@ -256,6 +330,8 @@ class DAGSpec:
         d["components"] = {
             c["name"]: {k: v for k, v in c.items() if k != "name"} for c in d["components"]
         }
+        if "links" in d:
+            d["links"] = {lk.name: lk.to_dict() for lk in self.links}
         return d
 
     def to_yaml(self) -> str:
@@ -279,7 +355,7 @@ class DAGSpec:
                     n_hidden=c.n_hidden or n_hidden,
                 )
             )
-        return DAGSpec(dict(self.modalities), tuple(comps))
+        return DAGSpec(dict(self.modalities), tuple(comps), links=self.links)
 
 
 def _as_name_list(value: Any, where: str) -> tuple[str, ...]:
@@ -530,7 +606,186 @@ def parse_graph(
                 placed.add(c.name)
                 remaining.remove(c)
                 break
-    return DAGSpec(modalities, tuple(done))
+    graph = DAGSpec(modalities, tuple(done))
+    links = _parse_links(spec.get("links"), graph)
+    return replace(graph, links=links, _by_name={}) if links else graph
+
+
+def _number(
+    raw: Mapping[str, Any],
+    key: str,
+    where: str,
+    default: Any,
+    lo: float,
+    hi: float,
+    lo_open: bool,
+    hi_open: bool,
+    fix: str,
+) -> Any:
+    value = raw.get(key, default)
+    if value is None:
+        return None
+    bad = isinstance(value, bool) or not isinstance(value, int | float)
+    if not bad:
+        value = float(value)
+        bad = (value <= lo if lo_open else value < lo) or (value >= hi if hi_open else value > hi)
+    if bad:
+        lo_b, hi_b = "(" if lo_open else "[", ")" if hi_open else "]"
+        raise ConfigError(
+            f"{key} must be a number in {lo_b}{lo}, {hi}{hi_b}, got {raw.get(key)!r}.",
+            field=f"{where}.{key}",
+            fix=fix,
+        )
+    return value
+
+
+def _parse_links(raw: Any, graph: DAGSpec) -> tuple[LinkSpec, ...]:
+    """Validate the ``links`` block against the graph (see :class:`LinkSpec`)."""
+    if raw is None:
+        return ()
+    if isinstance(raw, Mapping) and "from" not in raw and "to" not in raw:
+        raw = list(raw.values())  # {name: settings}, the form stored in .h5mu files
+    if isinstance(raw, Mapping):
+        raw = [raw]
+    if not isinstance(raw, list | tuple):
+        raise ConfigError(
+            f"'links' must be a mapping or a list of mappings, got {type(raw).__name__}.",
+            field="graph.links",
+            fix="write links: {from: atac, to: rna, prior: proximity, sparsity: 0.95}.",
+        )
+    out: list[LinkSpec] = []
+    seen: set[tuple[str, str]] = set()
+    for i, entry in enumerate(raw):
+        where = f"links[{i}]"
+        if not isinstance(entry, Mapping):
+            raise ConfigError("each link must be a mapping.", field=where, fix="{from:, to:}")
+        entry = dict(entry)
+        prior = entry.get("prior", "proximity")
+        if isinstance(prior, Mapping):  # {matrix: path} / {table: path} sugar
+            if len(prior) != 1:
+                raise ConfigError(
+                    "prior as a mapping must have exactly one key.",
+                    field=f"{where}.prior",
+                    fix="write prior: {matrix: path.npz} or prior: {table: links.csv}.",
+                )
+            ((prior, src),) = prior.items()
+            entry["source"] = src
+        entry["prior"] = prior
+        _check_keys(entry.keys(), _LINK_KEYS, where)
+        for key in ("from", "to"):
+            if key not in entry:
+                raise ConfigError(
+                    f"link has no {key!r}.", field=f"{where}.{key}", fix="name a modality."
+                )
+            m = str(entry[key])
+            if m not in graph.modalities:
+                close = difflib.get_close_matches(m, list(graph.modalities), n=1)
+                raise ConfigError(
+                    f"unknown modality {m!r}.",
+                    field=f"{where}.{key}",
+                    fix=(f"did you mean {close[0]!r}? " if close else "")
+                    + f"modalities: {list(graph.modalities)}.",
+                )
+        parent, child = str(entry["from"]), str(entry["to"])
+        pc, cc = graph.component_of(parent), graph.component_of(child)
+        if pc not in graph.ancestors(cc):
+            raise ConfigError(
+                f"{parent!r} (component {pc!r}) is not an ancestor of {child!r} (component "
+                f"{cc!r}): links follow the DAG's edges.",
+                field=where,
+                fix=f"add {pc!r} to the parents of {cc!r}, or swap from/to.",
+            )
+        if (parent, child) in seen:
+            raise ConfigError(
+                f"two links {parent} -> {child}.", field=where, fix="keep one per edge."
+            )
+        seen.add((parent, child))
+        prior = str(prior).lower()
+        if prior not in LINK_PRIORS:
+            close = difflib.get_close_matches(prior, LINK_PRIORS, n=1)
+            raise ConfigError(
+                f"unknown prior {prior!r}.",
+                field=f"{where}.prior",
+                fix=(f"did you mean {close[0]!r}? " if close else "")
+                + f"use one of {list(LINK_PRIORS)}.",
+            )
+        source = entry.get("source")
+        if prior in ("matrix", "table") and not source:
+            raise ConfigError(
+                f"prior {prior!r} needs a source.",
+                field=f"{where}.source",
+                fix=f"write prior: {{{prior}: path}} (or source: path"
+                + (", or uns:KEY of the MuData)." if prior == "matrix" else ")."),
+            )
+        method = str(entry.get("method", "dash")).lower()
+        if method not in LINK_METHODS:
+            close = difflib.get_close_matches(method, LINK_METHODS, n=1)
+            raise ConfigError(
+                f"unknown method {method!r}.",
+                field=f"{where}.method",
+                fix=(f"did you mean {close[0]!r}? " if close else "")
+                + f"use one of {list(LINK_METHODS)}.",
+            )
+        rounds = _positive_int(entry.get("rounds", 4), f"{where}.rounds")
+        out.append(
+            LinkSpec(
+                parent=parent,
+                child=child,
+                prior=prior,
+                source=None if source is None else str(source),
+                tss=None if entry.get("tss") is None else str(entry["tss"]),
+                window_kb=_number(
+                    entry, "window_kb", where, 100.0, 0, 1e5, True, False, "e.g. window_kb: 100"
+                ),
+                decay_kb=_number(
+                    entry,
+                    "decay_kb",
+                    where,
+                    None,
+                    0,
+                    1e5,
+                    True,
+                    False,
+                    "e.g. decay_kb: 20, or leave it out (window_kb / 2)",
+                ),
+                sparsity=_number(
+                    entry,
+                    "sparsity",
+                    where,
+                    0.9,
+                    0.0,
+                    1.0,
+                    False,
+                    True,
+                    "the fraction of candidate links to prune, e.g. 0.95",
+                ),
+                method=method,
+                prior_weight=_number(
+                    entry,
+                    "prior_weight",
+                    where,
+                    0.5,
+                    0.0,
+                    1.0,
+                    False,
+                    False,
+                    "e.g. 0.5 (0: magnitude only, 1: prior only)",
+                ),
+                rounds=int(rounds or 4),
+                weight_decay=_number(
+                    entry,
+                    "weight_decay",
+                    where,
+                    0.0,
+                    0.0,
+                    1.0,
+                    False,
+                    False,
+                    "e.g. 1e-4, or 0 for none",
+                ),
+            )
+        )
+    return tuple(out)
 
 
 def _modality(

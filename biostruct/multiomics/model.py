@@ -68,6 +68,10 @@ class DAGVAE:
         ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
     seed
         Seed for initial weights, data split, minibatch order and sampling.
+    link_priors
+        ``{"parent->child": prior}`` for the graph's ``links``: a child x parent matrix
+        (sparse/dense/DataFrame) or a source/target/weight DataFrame that replaces the link's
+        ``source`` (see :mod:`biostruct.multiomics.links`).
     """
 
     def __init__(
@@ -85,6 +89,7 @@ class DAGVAE:
         integration: str = "linear",
         device: str | torch.device = "auto",
         seed: int = 0,
+        link_priors: dict[str, Any] | None = None,
     ) -> None:
         mods = as_modalities(mdata)
         roles = infer_roles(mods)
@@ -122,6 +127,13 @@ class DAGVAE:
         self.var_names = {m: list(v) for m, v in self.data.var_names.items()}
         self.batch_categories = list(self.data.batch_categories)
         torch.manual_seed(self.seed)
+        candidates = None
+        if self.graph.links:
+            from biostruct.multiomics.links import build_candidates
+
+            candidates = build_candidates(
+                self.graph, mods, link_priors, getattr(mdata, "uns", None)
+            )
         self.module = DAGModule(
             self.graph,
             self.n_features,
@@ -129,7 +141,11 @@ class DAGVAE:
             encode_batch,
             seed=self.seed,
             integration=integration,
-        ).to(self.device)
+            links=candidates,
+        )
+        if self.graph.links:
+            self.module.set_link_centers(self.data)
+        self.module.to(self.device)
         self.history: list[dict] = []
         self.train_summary: list[dict] = []
         self.train_config: dict = {}
@@ -332,6 +348,13 @@ class DAGVAE:
         probs = analysis.mixture_clusters(self.module, component, lat["z"])
         return probs.argmax(1), probs
 
+    def get_links(self, kept_only: bool = True) -> pd.DataFrame:
+        """Tidy table of the feature-level links (see :func:`biostruct.multiomics.links.link_table`):
+        ``link, parent_feature, child_feature, weight, sign, distance_kb, prior, kept``."""
+        from biostruct.multiomics.links import link_table
+
+        return link_table(self, kept_only=kept_only)
+
     # ------------------------------------------------------------------ differential
     def _seeded_rng(self, seed: int | None) -> np.random.Generator:
         """The generator of one differential test; torch is seeded alike (``None``: model seed)."""
@@ -419,7 +442,9 @@ class DAGVAE:
                     )
                     batch = torch.nn.functional.one_hot(codes, data.n_batch).float()
                 zh = self.module.propagate(z)
-                orig.append(self.module.decode_mean(comp, modality, zh[comp], batch).cpu().numpy())
+                orig.append(
+                    self.module.decode_mean(comp, modality, zh[comp], batch, b).cpu().numpy()
+                )
                 if donor_pool is not None:
                     pick = rng.integers(0, len(donor_pool[0]), len(batch))
                     m = torch.as_tensor(donor_pool[0][pick], device=self.device)
@@ -428,7 +453,7 @@ class DAGVAE:
                     z2[substitute[0]] = m + torch.randn_like(m) * torch.exp(0.5 * lv)
                     zh2 = self.module.propagate(z2)
                     subst.append(
-                        self.module.decode_mean(comp, modality, zh2[comp], batch).cpu().numpy()
+                        self.module.decode_mean(comp, modality, zh2[comp], batch, b).cpu().numpy()
                     )
         if donor_pool is not None:
             return np.concatenate(orig, 0), np.concatenate(subst, 0)
@@ -751,7 +776,7 @@ def _apply_layer(spec: DAGSpec, layer: Any, mods: dict[str, Any]) -> DAGSpec:
                 )
             ms = replace(ms, layer=lay)
         out[m] = ms
-    return DAGSpec(out, spec.components)
+    return DAGSpec(out, spec.components, links=spec.links)
 
 
 def _json_default(o: Any) -> Any:

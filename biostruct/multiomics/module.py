@@ -6,6 +6,11 @@ Generative model (for each cell, components in topological order)::
     z_hat_c  = B_c [ z_p or z_hat_p for parents p ; alpha^2 R_c z_c ]   (linear, bias-free)
     x_m      ~ Likelihood_m( Decoder_{c,m}([z_hat_c, batch one-hot]), aux_m )   for m in c
 
+Optional feature-level links (``graph.links``, :mod:`biostruct.multiomics.links`) add a sparse
+term ``W a_parent`` from a parent modality's observed, normalised features to the pre-activation
+of the child modality's likelihood head (``log rho`` for counts, the logit for Bernoulli), so
+the child's likelihood is ``p(x_m | z_hat_c, x_parent)``.
+
 Inference: q(z_c | x_c) = N(mu, diag exp(logvar)) from an encoder over the component's own
 modalities (and optionally the batch). R and B are bias-free so that z_hat is a linear map of
 mixture variables and integrated clusters can be computed analytically.
@@ -13,14 +18,17 @@ mixture variables and integrated clusters can be computed analytically.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from biostruct.multiomics.graph import ComponentSpec, DAGSpec
 from biostruct.multiomics.likelihoods import Likelihood, make_likelihood
+from biostruct.multiomics.links import HEADS, LinkCandidates, LinkLayer, offsets_on
 from biostruct.multiomics.prior import MixturePrior, standard_normal_kl
 
 __all__ = ["ComponentModule", "DAGModule", "LossTerms", "mlp"]
@@ -137,6 +145,7 @@ class DAGModule(nn.Module):
         encode_batch: bool = False,
         seed: int = 0,
         integration: str = "linear",
+        links: Mapping[str, LinkCandidates | None] | None = None,
     ) -> None:
         super().__init__()
         if integration not in ("concat", "linear"):
@@ -167,6 +176,92 @@ class DAGModule(nn.Module):
                 seed + 101 * i,
                 integration,
             )
+        self._add_links(links or {})
+
+    # ------------------------------------------------------------------ feature-level links
+    def _add_links(self, candidates: Mapping[str, LinkCandidates | None]) -> None:
+        """One :class:`LinkLayer` per graph link, held by the child's component (so that it
+        trains, saves and early-stops with it) under ``links.<parent modality>``."""
+        for lk in self.graph.links:
+            comp = self.components[self.graph.component_of(lk.child)]
+            if not hasattr(comp, "links"):
+                comp.links = nn.ModuleDict()
+            n_child = comp.likelihoods[lk.child].n_features
+            parent_lik = self.components[self.graph.component_of(lk.parent)].likelihoods
+            n_parent = parent_lik[lk.parent].n_features
+            comp.links[lk.parent] = LinkLayer(lk, n_child, candidates.get(lk.name), n_parent)
+
+    @torch.no_grad()
+    def set_link_centers(self, data: Any) -> None:
+        """Standardise every link layer's input by the mean and sd of the parent's normalised
+        features over the cells of ``data`` (a :class:`~biostruct.multiomics.data.MultiomeData`);
+        record the sd of the child's normalised features (for the pruning scores)."""
+        for lk in self.graph.links:
+            p_mean, p_sd = self._feature_stats(data, lk.parent)
+            _, c_sd = self._feature_stats(data, lk.child)
+            self.link_layer(lk).set_center(p_mean, p_sd, c_sd)
+
+    def _feature_stats(self, data: Any, modality: str) -> tuple[torch.Tensor, torch.Tensor]:
+        import numpy as np
+
+        lik = self.components[self.graph.component_of(modality)].likelihoods[modality]
+        total = torch.zeros(lik.n_features, dtype=torch.float64)
+        squares = torch.zeros(lik.n_features, dtype=torch.float64)
+        cells = np.arange(data.n_cells)
+        for b in data.iterate(cells, 2048, torch.device("cpu"), False, modalities=[modality]):
+            a = lik.cpu().encoder_input(b[modality]).double()
+            total += a.sum(0)
+            squares += (a * a).sum(0)
+        n = max(data.n_cells, 1)
+        mean = total / n
+        return mean.float(), (squares / n - mean**2).clamp_min(0.0).sqrt().float()
+
+    def link_layer(self, link: Any) -> LinkLayer:
+        """The layer of a :class:`~biostruct.multiomics.graph.LinkSpec`."""
+        return self.components[self.graph.component_of(link.child)].links[link.parent]
+
+    def links_into(self, component: str) -> list[Any]:
+        """The graph's links whose child modality belongs to ``component``."""
+        mods = set(self.components[component].modalities)
+        return [lk for lk in self.graph.links if lk.child in mods]
+
+    def link_inputs(self, component: str) -> list[str]:
+        """Parent modalities the links into ``component`` read (beyond its own)."""
+        own = self.components[component].modalities
+        return list(
+            dict.fromkeys(lk.parent for lk in self.links_into(component) if lk.parent not in own)
+        )
+
+    def linked(self, component: str, x: Mapping[str, torch.Tensor] | None) -> Any:
+        """Context in which the component's likelihood heads include the link terms of ``x``."""
+        links = self.links_into(component)
+        if not links or x is None or any(lk.parent not in x for lk in links):
+            return contextlib.nullcontext()
+        comp = self.components[component]
+        values: dict[str, torch.Tensor] = {}
+        for lk in links:
+            parent_lik = self.components[self.graph.component_of(lk.parent)].likelihoods[lk.parent]
+            term = self.link_layer(lk)(parent_lik.encoder_input(x[lk.parent]))
+            values[lk.child] = values[lk.child] + term if lk.child in values else term
+        heads = {
+            m: getattr(comp.likelihoods[m], HEADS[self.graph.modalities[m].likelihood])
+            for m in values
+        }
+        return offsets_on(heads, values)
+
+    def begin_training(
+        self, component: str, optimizer: torch.optim.Optimizer, plan: list[str], n_batches: int
+    ) -> None:
+        """Called by the trainer once the component's optimizer exists (link pruning setup)."""
+        for lk in self.links_into(component):
+            self.link_layer(lk).begin(optimizer, plan, n_batches)
+
+    def end_epoch(self, component: str, epoch: int) -> dict[str, Any]:
+        """Called by the trainer after each epoch: pruning rounds due now; values to log."""
+        out: dict[str, Any] = {}
+        for lk in self.links_into(component):
+            out.update(self.link_layer(lk).end_epoch(epoch))
+        return out
 
     def encode_all(
         self, x: Mapping[str, torch.Tensor], batch: torch.Tensor, names: list[str] | None = None
@@ -227,21 +322,29 @@ class DAGModule(nn.Module):
         z_hat = self.propagate(z, {component: alpha})[component]
         per_mod: dict[str, torch.Tensor] = {}
         recon = torch.zeros(mu.shape[0], device=mu.device)
-        for m in comp.modalities:
-            lik = comp.likelihoods[m]
-            h = comp.decode_hidden(m, z_hat, batch)
-            ll = lik.log_likelihood(x[m], h, lik.auxiliary(x[m]))
-            per_mod[m] = ll
-            recon = recon + self.graph.modalities[m].weight * ll
+        with self.linked(component, x):
+            for m in comp.modalities:
+                lik = comp.likelihoods[m]
+                h = comp.decode_hidden(m, z_hat, batch)
+                ll = lik.log_likelihood(x[m], h, lik.auxiliary(x[m]))
+                per_mod[m] = ll
+                recon = recon + self.graph.modalities[m].weight * ll
         kl_gmm = comp.prior.kl(mu, logvar, z=z[component])
         kl_std = standard_normal_kl(mu, logvar)
         return LossTerms(recon=recon, kl_gmm=kl_gmm, kl_std=kl_std, per_modality=per_mod)
 
     def decode_mean(
-        self, component: str, modality: str, z_hat: torch.Tensor, batch: torch.Tensor
+        self,
+        component: str,
+        modality: str,
+        z_hat: torch.Tensor,
+        batch: torch.Tensor,
+        x: Mapping[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """Normalised expected value of ``modality`` given the component's z_hat."""
+        """Normalised expected value of ``modality`` given the component's z_hat (and, with
+        ``x``, the link terms of the parents' observed features)."""
         comp = self.components[component]
-        return comp.likelihoods[modality].normalized_mean(
-            comp.decode_hidden(modality, z_hat, batch)
-        )
+        with self.linked(component, x):
+            return comp.likelihoods[modality].normalized_mean(
+                comp.decode_hidden(modality, z_hat, batch)
+            )

@@ -177,7 +177,8 @@ def _inputs(
 ) -> tuple[list[str], dict[str, tuple[torch.Tensor, torch.Tensor]]]:
     if cache is None:
         cache = ancestor_posteriors(module, data, component, device)
-    return list(module.components[component].modalities), cache
+    mods = list(module.components[component].modalities) + module.link_inputs(component)
+    return mods, cache
 
 
 def _take(
@@ -244,6 +245,7 @@ def train_component(
     phase_len = {"parent": pa, "std": a, "cross": b, "gmm": c, "regular": reg}
     use_val = len(val_idx) > 0
     mods, cache = _inputs(module, data, component, device, None)
+    module.begin_training(component, opt, plan, n_batches)  # feature-level link pruning
     warnings: list[str] = []
     if use_val and cfg.early_stopping and len(val_idx) < 100:
         warnings.append(
@@ -313,6 +315,7 @@ def train_component(
             zm, zv = posterior_means(module, data, component, train_idx, 1024, device)
             sub = rng.choice(len(zm), size=min(len(zm), 20000), replace=False)
             comp.prior.init_kmeans(zm[sub], seed=seed, posterior_var=zv[sub])
+        link_rec = module.end_epoch(component, epoch)
         rec = {
             "component": component,
             "epoch": epoch,
@@ -326,6 +329,7 @@ def train_component(
             "train_kl_std": sums["kl_std"] / n_seen,
             "train_elbo": (sums["recon"] - sums["kl_gmm"]) / n_seen,
             "seconds": time.perf_counter() - t0,
+            **link_rec,
         }
         if use_val:
             v = evaluate_component(module, data, component, val_idx, 1024, device, cache)
