@@ -196,8 +196,8 @@ class LinkSpec:
     (a CSV at ``source`` with ``source, target[, weight]`` columns). ``sparsity`` is the fraction
     of the candidate links pruned by the end of training, in ``rounds`` rounds, scored by
     ``method``: ``dash`` (``(1 - prior_weight) * |w| + prior_weight * prior``, both normalised),
-    ``magnitude`` (``|w|``) or ``random``. ``weight_decay`` (torch units) is applied to the link
-    weights until the last pruning round and then switched off.
+    ``magnitude`` (``|w|``) or ``random``. ``weight_decay`` (torch units, default 1.0) is applied
+    to the link weights until the last pruning round and then switched off.
     """
 
     parent: str
@@ -211,7 +211,7 @@ class LinkSpec:
     method: str = "dash"
     prior_weight: float = 0.5
     rounds: int = 4
-    weight_decay: float = 0.0
+    weight_decay: float = 1.0
 
     @property
     def name(self) -> str:
@@ -776,12 +776,12 @@ def _parse_links(raw: Any, graph: DAGSpec) -> tuple[LinkSpec, ...]:
                     entry,
                     "weight_decay",
                     where,
-                    0.0,
-                    0.0,
                     1.0,
+                    0.0,
+                    100.0,
                     False,
                     False,
-                    "e.g. 1e-4, or 0 for none",
+                    "e.g. 1.0 (torch units, switched off at the last pruning round), or 0 for none",
                 ),
             )
         )

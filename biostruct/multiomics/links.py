@@ -31,9 +31,18 @@ weights kept: learning-rate rewinding with the DAG-VAE's constant rate) and, for
 dash``, a :class:`biostruct.sparsity.Blend` of ``Magnitude("sum")`` and ``Prior(..., "sum")``
 (DASH's mixing of weight magnitude and prior, both normalised to sum 1 over the kept links).
 The rounds happen during the child's annealing epochs, so the mask is final before the
-early-stopped regular phase (whose best state is restored). Optional weight decay on the link
-weights is driven by :class:`biostruct.sparsity.WeightDecaySchedule` with
-:func:`biostruct.sparsity.switch_off` at the last round.
+early-stopped regular phase (whose best state is restored).
+
+Weight decay on the link weights (``weight_decay``, default 1.0 in torch units) is driven by
+:class:`biostruct.sparsity.WeightDecaySchedule` with :func:`biostruct.sparsity.switch_off` at the
+last round, so the kept links fine-tune without it. It matters: without it the largest weights
+are not the informative ones. With a log link and a rare, skewed input (an open peak), a
+positive weight is penalised much more than a negative one (``exp``), so Adam's noise drifts
+uninformative weights negative, and magnitude pruning then keeps them. Measured on SNARE-seq
+(1,000 cells, 30 epochs, 90 % sparsity, GxR prior): without decay, 24 % of the kept weights were
+positive and their median pseudobulk peak-gene correlation was 0.109 vs 0.100 for the pruned
+links (permutation p 0.28; a cell-permuted input gave the same 90 % negative kept weights);
+with decay 0.1 / 1 / 3 / 10: 0.189 / 0.220 / 0.225 / 0.210 vs 0.09 (p 0.0005 each).
 """
 
 from __future__ import annotations
@@ -447,6 +456,9 @@ class LinkLayer(nn.Module):
         #: mean and 1 / sd of the parent's normalised features over the cells (:meth:`set_center`)
         self.register_buffer("center", torch.zeros(int(n_parent)))
         self.register_buffer("inv_sd", torch.ones(int(n_parent)))
+        #: the parent's mean per-cell level (e.g. the mean open fraction of ATAC); > 0 turns on
+        #: the per-cell depth normalisation of :meth:`prepare`
+        self.register_buffer("depth_ref", torch.zeros(1))
         #: sd of the child's normalised features: scales |w| in the pruning score
         self.register_buffer("child_sd", torch.ones(int(n_child)))
         n = 0 if cand is None else len(cand)
@@ -467,7 +479,7 @@ class LinkLayer(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
         # a saved model's candidate set: resize before loading (the layer is built empty)
         key = prefix + "weight"
-        for name in ("center", "inv_sd", "child_sd"):
+        for name in ("center", "inv_sd", "child_sd", "depth_ref"):
             if prefix + name in state_dict:
                 setattr(
                     self,
@@ -491,11 +503,21 @@ class LinkLayer(nn.Module):
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         """Link term ``sum_p W_gp (a_p - mean_p) / sd_p`` of every child feature (n_cells x
         n_child)."""
-        a = a[:, self.parent_idx]
+        a = self.prepare(a)[:, self.parent_idx]
         if self.center.numel():
             a = (a - self.center[self.parent_idx]) * self.inv_sd[self.parent_idx]
         out = a.new_zeros(a.shape[0], self.n_child)
         return out.index_add(1, self.child_idx, a * self.weight)
+
+    def prepare(self, a: torch.Tensor) -> torch.Tensor:
+        """Per-cell depth normalisation ``a * depth_ref / mean_p(a)`` when ``depth_ref > 0``.
+
+        Used for binarised accessibility: a cell with twice the open peaks (a deeper ATAC
+        library) would otherwise push every linked gene at once.
+        """
+        if float(self.depth_ref) <= 0:
+            return a
+        return a * (self.depth_ref / a.mean(-1, keepdim=True).clamp_min(1e-6))
 
     @torch.no_grad()
     def set_center(self, mean: torch.Tensor, sd: torch.Tensor, child_sd: torch.Tensor) -> None:
@@ -517,8 +539,7 @@ class LinkLayer(nn.Module):
 
         The magnitude part scores ``|w_gp| * sd_g`` (the child feature's sd over the cells),
         as DASH scores its output layers by ``|A| * relu(m)``: a link into a barely expressed
-        gene moves little of the likelihood whatever its weight (measured on SNARE-seq: plain
-        ``|w|`` keeps mostly large negative weights into genes near zero).
+        gene moves little of the likelihood whatever its weight.
         """
         if self.spec.method == "random":
             return sp.Random(seed=len(self.history))

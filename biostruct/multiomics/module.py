@@ -193,25 +193,33 @@ class DAGModule(nn.Module):
 
     @torch.no_grad()
     def set_link_centers(self, data: Any) -> None:
-        """Standardise every link layer's input by the mean and sd of the parent's normalised
-        features over the cells of ``data`` (a :class:`~biostruct.multiomics.data.MultiomeData`);
-        record the sd of the child's normalised features (for the pruning scores)."""
+        """Standardise every link layer's input over the cells of ``data`` (a
+        :class:`~biostruct.multiomics.data.MultiomeData`): per-cell depth normalisation for
+        binarised (Bernoulli) parents, then the mean and sd of each parent feature; record the
+        sd of the child's normalised features (for the pruning scores)."""
         for lk in self.graph.links:
-            p_mean, p_sd = self._feature_stats(data, lk.parent)
+            layer = self.link_layer(lk)
+            if self.graph.modalities[lk.parent].likelihood == "bernoulli":
+                level, _ = self._feature_stats(data, lk.parent, lambda a: a.mean(-1, keepdim=True))
+                layer.depth_ref.fill_(float(level[0]))
+            p_mean, p_sd = self._feature_stats(data, lk.parent, layer.prepare)
             _, c_sd = self._feature_stats(data, lk.child)
-            self.link_layer(lk).set_center(p_mean, p_sd, c_sd)
+            layer.set_center(p_mean, p_sd, c_sd)
 
-    def _feature_stats(self, data: Any, modality: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def _feature_stats(
+        self, data: Any, modality: str, transform: Any = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and sd over the cells of the modality's encoder input (after ``transform``)."""
         import numpy as np
 
         lik = self.components[self.graph.component_of(modality)].likelihoods[modality]
-        total = torch.zeros(lik.n_features, dtype=torch.float64)
-        squares = torch.zeros(lik.n_features, dtype=torch.float64)
+        total = squares = None
         cells = np.arange(data.n_cells)
         for b in data.iterate(cells, 2048, torch.device("cpu"), False, modalities=[modality]):
-            a = lik.cpu().encoder_input(b[modality]).double()
-            total += a.sum(0)
-            squares += (a * a).sum(0)
+            a = lik.encoder_input(b[modality])
+            a = (transform(a) if transform is not None else a).double()
+            total = a.sum(0) if total is None else total + a.sum(0)
+            squares = (a * a).sum(0) if squares is None else squares + (a * a).sum(0)
         n = max(data.n_cells, 1)
         mean = total / n
         return mean.float(), (squares / n - mean**2).clamp_min(0.0).sqrt().float()
