@@ -718,6 +718,9 @@ def cmd_mo_fit(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=_show_progress(args),
     )
+    if getattr(args, "links_csv", ""):
+        # the kept feature links (empty, with the header, when the graph has no links)
+        _write_table(model.get_links(kept_only=True).drop(columns="kept"), args.links_csv)
     _finish_fit(mdata, _h5_safe(dict(mdata.uns[args.key])), model, args, runtime, "DAG-VAE")
     return 0
 
@@ -1619,6 +1622,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-latent", type=int, default=10, help="latent dimensions per component")
     p.add_argument("--max-epochs", type=int, default=100, help="epochs per component")
     p.add_argument("--batch-key", default="", help="obs column of batches, if any")
+    p.add_argument(
+        "--links-csv",
+        default="",
+        help="write the kept feature links of the graph's 'links' (parent_feature, "
+        "child_feature, weight, sign, distance_kb, prior) to this CSV",
+    )
     _common_fit(p, ".h5mu", "dagvae")
     p.set_defaults(func=cmd_mo_fit, key="dagvae")
 

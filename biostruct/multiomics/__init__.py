@@ -22,6 +22,7 @@ from biostruct.multiomics.graph import (
     LIKELIHOODS,
     ComponentSpec,
     DAGSpec,
+    LinkSpec,
     ModalitySpec,
     default_graph,
     describe_graph,
@@ -29,6 +30,7 @@ from biostruct.multiomics.graph import (
     infer_roles,
     parse_graph,
 )
+from biostruct.multiomics.links import link_table
 from biostruct.multiomics.model import DAGVAE
 from biostruct.multiomics.training import TrainConfig
 
@@ -37,6 +39,7 @@ __all__ = [
     "LIKELIHOODS",
     "ComponentSpec",
     "DAGSpec",
+    "LinkSpec",
     "ModalitySpec",
     "TrainConfig",
     "absorb_small_clusters",
@@ -47,6 +50,7 @@ __all__ = [
     "infer_role",
     "infer_roles",
     "knn_purity",
+    "link_table",
     "leiden_label_free",
     "parse_graph",
 ]

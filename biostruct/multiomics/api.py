@@ -35,6 +35,7 @@ def dag_vae(
     leiden: bool = True,
     min_cluster_size: int | None = None,
     progress: bool = True,
+    link_priors: dict[str, Any] | None = None,
     **train_kwargs: Any,
 ) -> DAGVAE | tuple[Any, DAGVAE]:
     """Fit a CAVACHON-style DAG-structured VAE and store latents and clusters.
@@ -81,6 +82,9 @@ def dag_vae(
         most probable cluster (default: max(10, 0.5 % of the cells)); 1 keeps them all.
     progress
         Show a progress bar per component (tqdm); ``False`` for none.
+    link_priors
+        Prior objects for the graph's ``links`` (``{"atac->rna": matrix or table}``), see
+        :class:`~biostruct.multiomics.DAGVAE`.
     **train_kwargs
         Passed to :meth:`DAGVAE.train` (``batch_size``, ``lr``, ``patience``, ...).
 
@@ -105,7 +109,13 @@ def dag_vae(
       epoch and component: train/val ELBO, reconstruction and KL terms, phase, weights),
       ``train_summary`` and ``warnings`` (numpy array of str: fit problems such as a diverged
       loss or a validation ELBO still improving at the epoch cap; empty when the fit is fine;
-      each is also logged).
+      each is also logged);
+    - with ``links`` in the graph: ``uns[key]["links"]``, the kept links as a table
+      (``link, parent_feature, child_feature, weight, sign, distance_kb, prior``; see
+      :func:`~biostruct.multiomics.links.link_table`), and in the child modality's ``var``
+      ``"{key}_n_links_{parent}"`` (kept links per feature, e.g. linked peaks per gene); the
+      link density after every epoch is in ``uns[key]["history"]``
+      (``link_density_{parent}_{child}``).
     """
     if copy:
         mdata = (
@@ -126,6 +136,7 @@ def dag_vae(
         integration=integration,
         device=device,
         seed=seed,
+        link_priors=link_priors,
     )
     model.train(max_epochs=max_epochs, progress=progress, **train_kwargs)
     write_results(
@@ -206,6 +217,16 @@ def write_results(
     }
     if leiden_uns:
         uns["leiden"] = leiden_uns
+    per_feature: dict[tuple[str, str], np.ndarray] = {}
+    if model.graph.links:
+        from biostruct.multiomics.links import links_per_feature
+
+        table = model.get_links(kept_only=True)
+        uns["links"] = table.drop(columns="kept").reset_index(drop=True)
+        for lk in model.graph.links:
+            counts = links_per_feature(table, lk, model.var_names[lk.child])
+            per_feature[(lk.child, f"{key_added}_n_links_{lk.parent}")] = counts
+    _write_var(mdata, per_feature)
     for t in targets:
         order = pd.Index(t.obs_names).get_indexer(data.obs_names)
         if (order < 0).any():
@@ -217,6 +238,13 @@ def write_results(
         for k, v in obs.items():
             t.obs[k] = pd.Categorical.from_codes(v.codes[inv], categories=v.categories)
         t.uns[key_added] = uns
+
+
+def _write_var(mdata: Any, columns: dict[tuple[str, str], np.ndarray]) -> None:
+    """Write ``{(modality, column): values}`` into the modalities' own ``var``."""
+    mods = as_modalities(mdata)
+    for (m, col), values in columns.items():
+        mods[m].var[col] = values
 
 
 def _frame(records: list[dict]) -> pd.DataFrame:

@@ -11,7 +11,7 @@ from biostruct.errors import InputError
 from biostruct.multiomics.analysis import latent_neighbors
 from biostruct.multiomics.graph import DAGSpec, parse_graph
 
-__all__ = ["categorical_colours", "dag_graph", "dagvae_training", "dagvae_umap"]
+__all__ = ["categorical_colours", "dag_graph", "dagvae_links", "dagvae_training", "dagvae_umap"]
 
 
 def categorical_colours(n: int) -> list[str]:
@@ -223,5 +223,62 @@ def dagvae_umap(
     ax.set_title(f"{component} ({kind}) coloured by {color}")
     ax.set_xticks([])
     ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def _links_and_history(obj: Any, key: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The kept-link table and the training history of a DAGVAE or of ``uns[key]``."""
+    if hasattr(obj, "get_links"):
+        return obj.get_links(kept_only=True), pd.DataFrame(obj.history)
+    uns = getattr(obj, "uns", {})
+    if key not in uns or "links" not in uns[key]:
+        raise InputError(
+            f"uns[{key!r}]['links'] not found.",
+            field="key",
+            fix="fit bs.tl.dag_vae with a graph that has links (links: {from: atac, to: rna}).",
+        )
+    h = uns[key].get("history")
+    hist = h if isinstance(h, pd.DataFrame) else pd.DataFrame(_plain(h) if h is not None else {})
+    return uns[key]["links"], hist
+
+
+def dagvae_links(mdata: Any, key: str = "dagvae", n_top: int = 20):
+    """Feature links of a DAG-VAE: the top links by |weight|, the peak-TSS distances of the kept
+    links, and the link sparsity over the child's training epochs (the pruning schedule).
+
+    ``mdata`` is a MuData/AnnData with ``uns[key]["links"]`` (written by ``bs.tl.dag_vae`` for a
+    graph with ``links``) or a :class:`DAGVAE`.
+    """
+    import matplotlib.pyplot as plt
+
+    table, hist = _links_and_history(mdata, key)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    top = table.iloc[np.argsort(-np.abs(table["weight"].to_numpy(float)), kind="stable")[:n_top]]
+    labels = [
+        f"{p} -> {c}" for p, c in zip(top["parent_feature"], top["child_feature"], strict=True)
+    ]
+    colours = ["#c0392b" if w > 0 else "#2c7bb6" for w in top["weight"]]
+    axes[0].barh(np.arange(len(top))[::-1], top["weight"], color=colours)
+    axes[0].set_yticks(np.arange(len(top))[::-1], labels, fontsize=7)
+    axes[0].set_xlabel("weight (red: positive)")
+    axes[0].set_title(f"top {len(top)} links")
+    dist = pd.to_numeric(table["distance_kb"], errors="coerce").dropna()
+    if len(dist):
+        axes[1].hist(dist, bins=40, color="#777")
+        axes[1].set_xlabel("peak-TSS distance (kb)")
+        axes[1].set_ylabel("kept links")
+    else:
+        axes[1].text(0.5, 0.5, "no coordinates", ha="center", va="center")
+    axes[1].set_title("distance of kept links")
+    for col in [c for c in hist.columns if str(c).startswith("link_density_")]:
+        d = hist[["epoch", col]].dropna()
+        axes[2].plot(d["epoch"], 1.0 - d[col].astype(float), marker=".", label=col[13:])
+    axes[2].set_ylim(0, 1)
+    axes[2].set_xlabel("epoch of the child component")
+    axes[2].set_ylabel("fraction of candidate links pruned")
+    axes[2].set_title("sparsity over the schedule")
+    if axes[2].lines:
+        axes[2].legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -26,6 +26,7 @@ from biostruct.report._common import (
 )
 from biostruct.report.firstscreen import glossary_block, verdict_block
 from biostruct.report.grn import as_flat
+from biostruct.report.links import links_section
 from biostruct.report.render import (
     Report,
     csv_data_uri,
@@ -869,6 +870,7 @@ def multiomics_report(
     elbo = _elbo_block(info.get("history", {}), order)
     if elbo:
         rep.section("training", "Training").add(elbo)
+    links_section(rep, info)
 
     sec = rep.section("embeddings", "Latent embeddings and clusters")
     for comp in order:

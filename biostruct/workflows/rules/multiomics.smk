@@ -23,6 +23,7 @@ rule multiomics_fit:
     output:
         h5mu="results/multiomics/{dataset}/fitted.h5mu",
         model=directory("results/multiomics/{dataset}/model"),
+        links="results/multiomics/{dataset}/links.csv",
     params:
         args=mo_fit_args,
     log:
@@ -36,7 +37,8 @@ rule multiomics_fit:
         ENV
     shell:
         "OMP_NUM_THREADS={threads} biostruct multiomics fit {input:q} {params.args:q}"
-        " --model-dir {output.model:q} --out {output.h5mu:q} > {log:q} 2>&1"
+        " --model-dir {output.model:q} --links-csv {output.links:q} --out {output.h5mu:q}"
+        " > {log:q} 2>&1"
 
 
 rule multiomics_analyse:
