@@ -115,7 +115,10 @@ def dag_vae(
       :func:`~biostruct.multiomics.links.link_table`), and in the child modality's ``var``
       ``"{key}_n_links_{parent}"`` (kept links per feature, e.g. linked peaks per gene); the
       link density after every epoch is in ``uns[key]["history"]``
-      (``link_density_{parent}_{child}``).
+      (``link_density_{parent}_{child}``);
+    - for components with ``sparse_decoder``: ``varm["{key}_loadings_{component}"]`` in each
+      of its modalities (features x z_hat dimensions, 0 where pruned; see
+      :meth:`DAGVAE.get_loadings`).
     """
     if copy:
         mdata = (
@@ -227,6 +230,12 @@ def write_results(
             counts = links_per_feature(table, lk, model.var_names[lk.child])
             per_feature[(lk.child, f"{key_added}_n_links_{lk.parent}")] = counts
     _write_var(mdata, per_feature)
+    for c in model.graph.order:
+        if model.graph[c].sparse_decoder is not None:
+            for m in model.graph[c].modalities:
+                as_modalities(mdata)[m].varm[f"{key_added}_loadings_{c}"] = model.get_loadings(
+                    c, m
+                ).to_numpy(np.float32)
     for t in targets:
         order = pd.Index(t.obs_names).get_indexer(data.obs_names)
         if (order < 0).any():

@@ -43,6 +43,7 @@ __all__ = [
     "DAGSpec",
     "LinkSpec",
     "ModalitySpec",
+    "SparseDecoderSpec",
     "default_graph",
     "describe_graph",
     "infer_role",
@@ -140,7 +141,9 @@ _COMPONENT_KEYS = (
     "n_clusters",
     "n_layers",
     "n_hidden",
+    "sparse_decoder",
 )
+_DECODER_KEYS = ("sparsity", "rounds", "method", "weight_decay")
 
 
 def _check_keys(given: Iterable[str], valid: tuple[str, ...], where: str) -> None:
@@ -162,6 +165,28 @@ class ModalitySpec:
 
 
 @dataclass(frozen=True)
+class SparseDecoderSpec:
+    """An LDVAE-style sparse linear decoder for a component's modalities.
+
+    Each modality's likelihood head gets ``W z_hat`` (features x latent dims) plus per-batch
+    intercepts, and ``W`` is pruned by :mod:`biostruct.sparsity` to ``sparsity`` in ``rounds``
+    rounds (``method``: ``magnitude`` or ``random``), with optional ``weight_decay`` switched
+    off at the last round. YAML (component level)::
+
+        - {name: rna, modalities: [rna], parents: [atac], sparse_decoder: {sparsity: 0.9}}
+    """
+
+    sparsity: float = 0.9
+    rounds: int = 4
+    method: str = "magnitude"
+    weight_decay: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The YAML form."""
+        return {k: getattr(self, k) for k in _DECODER_KEYS}
+
+
+@dataclass(frozen=True)
 class ComponentSpec:
     """One component: its modalities, its parents and its latent size.
 
@@ -177,6 +202,7 @@ class ComponentSpec:
     n_clusters: int | None = None
     n_layers: int | None = None
     n_hidden: int | None = None
+    sparse_decoder: SparseDecoderSpec | None = None
 
     @property
     def parents(self) -> tuple[str, ...]:
@@ -318,6 +344,8 @@ class DAGSpec:
             for k in ("n_latent", "n_clusters", "n_layers", "n_hidden"):
                 if getattr(c, k) is not None:
                     d[k] = getattr(c, k)
+            if c.sparse_decoder is not None:
+                d["sparse_decoder"] = c.sparse_decoder.to_dict()
             comps.append(d)
         out: dict[str, Any] = {"modalities": mods, "components": comps}
         if self.links:
@@ -560,6 +588,9 @@ def parse_graph(
                 n_clusters=_positive_int(raw.get("n_clusters"), f"{where}.n_clusters"),
                 n_layers=_positive_int(raw.get("n_layers"), f"{where}.n_layers"),
                 n_hidden=_positive_int(raw.get("n_hidden"), f"{where}.n_hidden"),
+                sparse_decoder=_sparse_decoder(
+                    raw.get("sparse_decoder"), f"{where}.sparse_decoder"
+                ),
             )
         )
     names = [c.name for c in comps]
@@ -637,6 +668,32 @@ def _number(
             fix=fix,
         )
     return value
+
+
+def _sparse_decoder(raw: Any, where: str) -> SparseDecoderSpec | None:
+    """Validate a component's ``sparse_decoder`` block (``true`` for the defaults)."""
+    if raw is None or raw is False:
+        return None
+    if raw is True:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(
+            "sparse_decoder must be a mapping (or true).",
+            field=where,
+            fix="write sparse_decoder: {sparsity: 0.9}.",
+        )
+    _check_keys(raw.keys(), _DECODER_KEYS, where)
+    method = str(raw.get("method", "magnitude")).lower()
+    if method not in ("magnitude", "random"):
+        raise ConfigError(
+            f"unknown method {method!r}.", field=f"{where}.method", fix="use magnitude or random."
+        )
+    return SparseDecoderSpec(
+        sparsity=_number(raw, "sparsity", where, 0.9, 0.0, 1.0, False, True, "e.g. 0.9"),
+        rounds=int(_positive_int(raw.get("rounds", 4), f"{where}.rounds") or 4),
+        method=method,
+        weight_decay=_number(raw, "weight_decay", where, 0.0, 0.0, 100.0, False, False, "e.g. 0"),
+    )
 
 
 def _parse_links(raw: Any, graph: DAGSpec) -> tuple[LinkSpec, ...]:

@@ -63,6 +63,7 @@ from torch import nn
 from biostruct import sparsity as sp
 from biostruct.errors import PriorError
 from biostruct.multiomics.graph import DAGSpec, LinkSpec
+from biostruct.multiomics.sparse import ScheduledPruning
 
 __all__ = [
     "HEADS",
@@ -439,7 +440,7 @@ def _read_matrix(path: Path) -> Any:
 
 
 # ---------------------------------------------------------------------------------- the layer
-class LinkLayer(nn.Module):
+class LinkLayer(ScheduledPruning, nn.Module):
     """Sparse linear map parent features -> child features over the candidate links.
 
     ``forward(a)[:, g] = sum_{links (g, p)} weight[link] * a[:, p]``. ``weight`` (one entry per
@@ -472,9 +473,7 @@ class LinkLayer(nn.Module):
         #: the core's mask object on ``weight``
         self.masked = sp.MaskedParams.attach(self, ["weight"])
         #: one record per pruning round: epoch, density, kept links
-        self.history: list[dict[str, Any]] = []
-        self._cuts: dict[int, list[float]] = {}
-        self._decay: sp.WeightDecaySchedule | None = None
+        self.init_pruning()
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
         # a saved model's candidate set: resize before loading (the layer is built empty)
@@ -530,9 +529,10 @@ class LinkLayer(nn.Module):
         self.inv_sd = 1.0 / sd.detach().to(dev, torch.float32).clamp_min(1e-3)
         self.child_sd = child_sd.detach().to(dev, torch.float32).clone()
 
-    def density(self) -> float:
-        """Fraction of candidate links kept."""
-        return float(self.masked.density()) if self.n_links else 1.0
+    @property
+    def log_tag(self) -> str:
+        """Suffix of the history columns (``link_density_<tag>``)."""
+        return f"link_{{}}_{self.spec.parent}_{self.spec.child}"
 
     def scorer(self) -> sp.Scorer:
         """The core's scorer of ``spec.method`` (DASH: magnitude blended with the prior).
@@ -557,72 +557,6 @@ class LinkLayer(nn.Module):
                 (sp.Prior({"weight": self.prior.cpu()}, normalize="sum"), lam),
             ]
         )
-
-    def plan(self) -> list[float]:
-        """Densities after each round (:class:`biostruct.sparsity.IterativePlan`)."""
-        target = 1.0 - self.spec.sparsity
-        if target >= 1.0:
-            return []
-        frac = 1.0 - target ** (1.0 / self.spec.rounds)
-        return sp.IterativePlan(target, prune_fraction=min(max(frac, 1e-6), 1 - 1e-6)).densities()
-
-    def prune_round(self, density: float, epoch: int = -1) -> dict[str, Any]:
-        """One pruning round to ``density`` (of the candidates) through the core."""
-        with torch.no_grad():
-            sp.prune_step(self.masked, self.scorer(), density=density)
-        rec = {
-            "epoch": epoch,
-            "density": self.density(),
-            "kept": int(self.masked.mask("weight").sum()),
-        }
-        self.history.append(rec)
-        return rec
-
-    def schedule(self, epochs_before_regular: int) -> dict[int, list[float]]:
-        """Epoch (0-based, pruned at its end) -> densities: rounds spread over the annealing
-        epochs' second half..last epoch before the regular phase."""
-        dens = self.plan()
-        if not dens:
-            return {}
-        last = max(epochs_before_regular - 1, 0)
-        first = min(last, max(epochs_before_regular // 3, 0))
-        at = np.round(np.linspace(first, last, len(dens))).astype(int)
-        out: dict[int, list[float]] = {}
-        for e, d in zip(at, dens, strict=True):
-            out.setdefault(int(e), []).append(d)
-        return out
-
-    def begin(self, optimizer: torch.optim.Optimizer, plan: Sequence[str], n_batches: int) -> None:
-        """Set up the child's training: optimizer sync, pruning epochs, weight-decay switch-off."""
-        self.masked.sync_optimizer(optimizer)
-        n_pre = sum(1 for ph in plan if ph != "regular")
-        self._cuts = self.schedule(n_pre if n_pre else len(plan))
-        self.history = []
-        wd = self.spec.weight_decay
-        if wd > 0 and self.n_links:
-            for g in optimizer.param_groups:
-                g["params"] = [p for p in g["params"] if p is not self.weight]
-            optimizer.add_param_group({"params": [self.weight], "weight_decay": wd})
-            stop = (max(self._cuts) + 1) * n_batches if self._cuts else 0
-            sched = sp.WeightDecaySchedule(
-                optimizer, sp.switch_off(wd, stop), groups=[len(optimizer.param_groups) - 1]
-            )
-
-            def pre_step(*_: Any) -> None:
-                sched.step()
-
-            optimizer.register_step_pre_hook(pre_step)
-            self._decay = sched
-
-    def end_epoch(self, epoch: int) -> dict[str, Any]:
-        """Prune if a round is due after ``epoch``; the layer's state for the epoch's log."""
-        for d in self._cuts.get(epoch, []):
-            self.prune_round(d, epoch)
-        tag = f"{self.spec.parent}_{self.spec.child}"
-        out: dict[str, Any] = {f"link_density_{tag}": self.density()}
-        if self._decay is not None:
-            out[f"link_weight_decay_{tag}"] = self._decay.value
-        return out
 
 
 @contextmanager

@@ -355,6 +355,26 @@ class DAGVAE:
 
         return link_table(self, kept_only=kept_only)
 
+    def get_loadings(self, component: str, modality: str | None = None) -> pd.DataFrame:
+        """Sparse linear decoder loadings of a component with ``sparse_decoder``.
+
+        Returns
+        -------
+        DataFrame features x latent dimensions (``z_hat_0``, ...): the weight of each
+        dimension of z_hat on each feature's log mean (0 where pruned).
+        """
+        comp = self.module.components[component]
+        if not hasattr(comp, "loadings"):
+            raise InputError(
+                f"component {component!r} has no sparse decoder.",
+                field="component",
+                fix="add sparse_decoder: {sparsity: 0.9} to the component in the graph.",
+            )
+        modality = modality or comp.modalities[0]
+        w = comp.loadings[modality].weight.detach().cpu().numpy()
+        cols = [f"z_hat_{i}" for i in range(w.shape[1])]
+        return pd.DataFrame(w, index=pd.Index(self.var_names[modality]), columns=cols)
+
     # ------------------------------------------------------------------ differential
     def _seeded_rng(self, seed: int | None) -> np.random.Generator:
         """The generator of one differential test; torch is seeded alike (``None``: model seed)."""

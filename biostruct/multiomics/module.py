@@ -30,6 +30,7 @@ from biostruct.multiomics.graph import ComponentSpec, DAGSpec
 from biostruct.multiomics.likelihoods import Likelihood, make_likelihood
 from biostruct.multiomics.links import HEADS, LinkCandidates, LinkLayer, offsets_on
 from biostruct.multiomics.prior import MixturePrior, standard_normal_kl
+from biostruct.multiomics.sparse import SparseLoadings
 
 __all__ = ["ComponentModule", "DAGModule", "LossTerms", "mlp"]
 
@@ -107,8 +108,21 @@ class ComponentModule(nn.Module):
         self.decoders = nn.ModuleDict(
             {m: mlp(self.z_hat_dim + n_batch, widths) for m in self.modalities}
         )
+        head_in = widths[-1]
+        if spec.sparse_decoder is not None:
+            # LDVAE-style: the heads see only the batch (intercepts); W z_hat is added to them
+            self.decoders = nn.ModuleDict({m: _BatchPart(self.z_hat_dim) for m in self.modalities})
+            head_in = n_batch
+            self.loadings = nn.ModuleDict(
+                {
+                    m: SparseLoadings(
+                        spec.sparse_decoder, self.z_hat_dim, n_features[m], f"{spec.name}_{m}"
+                    )
+                    for m in self.modalities
+                }
+            )
         self.likelihoods: Mapping[str, Likelihood] = nn.ModuleDict(
-            {m: make_likelihood(likelihoods[m], n_features[m], widths[-1]) for m in self.modalities}
+            {m: make_likelihood(likelihoods[m], n_features[m], head_in) for m in self.modalities}
         )
 
     def encode(
@@ -132,6 +146,17 @@ class ComponentModule(nn.Module):
         self, modality: str, z_hat: torch.Tensor, batch: torch.Tensor
     ) -> torch.Tensor:
         return self.decoders[modality](torch.cat([z_hat, batch], -1))
+
+
+class _BatchPart(nn.Module):
+    """Decoder of a sparse linear component: ``[z_hat, batch] -> batch``."""
+
+    def __init__(self, z_hat_dim: int) -> None:
+        super().__init__()
+        self.z_hat_dim = z_hat_dim
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h[..., self.z_hat_dim :]
 
 
 class DAGModule(nn.Module):
@@ -240,35 +265,56 @@ class DAGModule(nn.Module):
             dict.fromkeys(lk.parent for lk in self.links_into(component) if lk.parent not in own)
         )
 
-    def linked(self, component: str, x: Mapping[str, torch.Tensor] | None) -> Any:
-        """Context in which the component's likelihood heads include the link terms of ``x``."""
-        links = self.links_into(component)
-        if not links or x is None or any(lk.parent not in x for lk in links):
-            return contextlib.nullcontext()
+    def linked(
+        self,
+        component: str,
+        x: Mapping[str, torch.Tensor] | None,
+        z_hat: torch.Tensor | None = None,
+    ) -> Any:
+        """Context in which the component's likelihood heads include the link terms of ``x``
+        and, for a sparse linear decoder, the loadings term ``W z_hat``."""
         comp = self.components[component]
         values: dict[str, torch.Tensor] = {}
-        for lk in links:
-            parent_lik = self.components[self.graph.component_of(lk.parent)].likelihoods[lk.parent]
-            term = self.link_layer(lk)(parent_lik.encoder_input(x[lk.parent]))
-            values[lk.child] = values[lk.child] + term if lk.child in values else term
+        links = self.links_into(component)
+        if links and x is not None and all(lk.parent in x for lk in links):
+            for lk in links:
+                parent = self.components[self.graph.component_of(lk.parent)]
+                term = self.link_layer(lk)(
+                    parent.likelihoods[lk.parent].encoder_input(x[lk.parent])
+                )
+                values[lk.child] = values[lk.child] + term if lk.child in values else term
+        if hasattr(comp, "loadings") and z_hat is not None:
+            for m in comp.modalities:
+                term = comp.loadings[m](z_hat)
+                values[m] = values[m] + term if m in values else term
+        if not values:
+            return contextlib.nullcontext()
         heads = {
             m: getattr(comp.likelihoods[m], HEADS[self.graph.modalities[m].likelihood])
             for m in values
         }
         return offsets_on(heads, values)
 
+    def pruned_parts(self, component: str) -> list[Any]:
+        """Link layers into ``component`` and its sparse decoder loadings."""
+        parts: list[Any] = [self.link_layer(lk) for lk in self.links_into(component)]
+        comp = self.components[component]
+        if hasattr(comp, "loadings"):
+            parts += list(comp.loadings.values())
+        return parts
+
     def begin_training(
         self, component: str, optimizer: torch.optim.Optimizer, plan: list[str], n_batches: int
     ) -> None:
-        """Called by the trainer once the component's optimizer exists (link pruning setup)."""
-        for lk in self.links_into(component):
-            self.link_layer(lk).begin(optimizer, plan, n_batches)
+        """Called by the trainer once the component's optimizer exists (pruning setup)."""
+        for part in self.pruned_parts(component):
+            part.begin(optimizer, plan, n_batches)
 
     def end_epoch(self, component: str, epoch: int) -> dict[str, Any]:
         """Called by the trainer after each epoch: pruning rounds due now; values to log."""
         out: dict[str, Any] = {}
-        for lk in self.links_into(component):
-            out.update(self.link_layer(lk).end_epoch(epoch))
+        for part in self.pruned_parts(component):
+            out.update(part.end_epoch(epoch))
         return out
 
     def encode_all(
@@ -330,7 +376,7 @@ class DAGModule(nn.Module):
         z_hat = self.propagate(z, {component: alpha})[component]
         per_mod: dict[str, torch.Tensor] = {}
         recon = torch.zeros(mu.shape[0], device=mu.device)
-        with self.linked(component, x):
+        with self.linked(component, x, z_hat):
             for m in comp.modalities:
                 lik = comp.likelihoods[m]
                 h = comp.decode_hidden(m, z_hat, batch)
@@ -352,7 +398,7 @@ class DAGModule(nn.Module):
         """Normalised expected value of ``modality`` given the component's z_hat (and, with
         ``x``, the link terms of the parents' observed features)."""
         comp = self.components[component]
-        with self.linked(component, x):
+        with self.linked(component, x, z_hat):
             return comp.likelihoods[modality].normalized_mean(
                 comp.decode_hidden(modality, z_hat, batch)
             )

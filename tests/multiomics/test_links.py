@@ -366,3 +366,41 @@ def test_links_csv_from_the_cli(toy, tmp_path):
             )
         )
     )
+
+
+# ---------------------------------------------------------------------------------- sparse decoders
+def test_sparse_decoder_yaml_and_errors():
+    g = _graph()
+    g["components"][1]["sparse_decoder"] = {"sparsity": 0.7, "rounds": 2}
+    spec = parse_graph(g)
+    sd = spec["rna"].sparse_decoder
+    assert (sd.sparsity, sd.rounds, sd.method) == (0.7, 2, "magnitude")
+    assert parse_graph(spec.to_dict())["rna"].sparse_decoder == sd
+    assert parse_graph(spec.to_h5_dict())["rna"].sparse_decoder == sd
+    g["components"][1]["sparse_decoder"] = {"sparsty": 0.7}
+    with pytest.raises(ConfigError) as err:
+        parse_graph(g)
+    assert err.value.field == "components.rna.sparse_decoder.sparsty"
+    assert "sparsity" in err.value.fix
+
+
+def test_sparse_decoder_loadings_are_pruned_by_the_core_and_written(toy, tmp_path):
+    g = _graph()
+    g["components"][1]["sparse_decoder"] = {"sparsity": 0.75, "rounds": 3}
+    md = toy.copy()
+    model = dag_vae(md, g, n_latent=4, max_epochs=10, progress=False, leiden=False, batch_size=64)
+    part = model.module.components["rna"].loadings["rna"]
+    assert isinstance(part.masked, sp.MaskedParams)
+    assert abs(part.density() - 0.25) <= 1.0 / part.weight.numel()
+    loadings = model.get_loadings("rna")
+    assert loadings.shape == (N_GENES, model.module.components["rna"].z_hat_dim)
+    assert np.isclose((loadings.to_numpy() != 0).mean(), part.density())
+    hist = pd.DataFrame(model.history)
+    dens = hist.loc[hist["component"] == "rna", "decoder_density_rna_rna"].to_numpy()
+    assert dens[0] == 1.0 and len(np.unique(dens)) == 4 and np.all(np.diff(dens) <= 0)
+    path = tmp_path / "sd.h5mu"
+    md.write(path)
+    back = mudata.read_h5mu(path)
+    np.testing.assert_allclose(back.mod["rna"].varm["dagvae_loadings_rna"], loadings.to_numpy())
+    with pytest.raises(Exception, match="no sparse decoder"):
+        model.get_loadings("atac")
