@@ -670,6 +670,19 @@ def _number(
     return value
 
 
+def _one_of(value: str, valid: Iterable[str], what: str, field: str) -> str:
+    """``value`` if it is in ``valid``, else a ConfigError suggesting the closest valid name."""
+    valid = list(valid)
+    if value in valid:
+        return value
+    close = difflib.get_close_matches(value, valid, n=1)
+    raise ConfigError(
+        f"unknown {what} {value!r}.",
+        field=field,
+        fix=(f"did you mean {close[0]!r}? " if close else "") + f"use one of {valid}.",
+    )
+
+
 def _sparse_decoder(raw: Any, where: str) -> SparseDecoderSpec | None:
     """Validate a component's ``sparse_decoder`` block (``true`` for the defaults)."""
     if raw is None or raw is False:
@@ -683,11 +696,12 @@ def _sparse_decoder(raw: Any, where: str) -> SparseDecoderSpec | None:
             fix="write sparse_decoder: {sparsity: 0.9}.",
         )
     _check_keys(raw.keys(), _DECODER_KEYS, where)
-    method = str(raw.get("method", "magnitude")).lower()
-    if method not in ("magnitude", "random"):
-        raise ConfigError(
-            f"unknown method {method!r}.", field=f"{where}.method", fix="use magnitude or random."
-        )
+    method = _one_of(
+        str(raw.get("method", "magnitude")).lower(),
+        ("magnitude", "random"),
+        "method",
+        f"{where}.method",
+    )
     return SparseDecoderSpec(
         sparsity=_number(raw, "sparsity", where, 0.9, 0.0, 1.0, False, True, "e.g. 0.9"),
         rounds=int(_positive_int(raw.get("rounds", 4), f"{where}.rounds") or 4),
@@ -734,15 +748,7 @@ def _parse_links(raw: Any, graph: DAGSpec) -> tuple[LinkSpec, ...]:
                 raise ConfigError(
                     f"link has no {key!r}.", field=f"{where}.{key}", fix="name a modality."
                 )
-            m = str(entry[key])
-            if m not in graph.modalities:
-                close = difflib.get_close_matches(m, list(graph.modalities), n=1)
-                raise ConfigError(
-                    f"unknown modality {m!r}.",
-                    field=f"{where}.{key}",
-                    fix=(f"did you mean {close[0]!r}? " if close else "")
-                    + f"modalities: {list(graph.modalities)}.",
-                )
+            _one_of(str(entry[key]), graph.modalities, "modality", f"{where}.{key}")
         parent, child = str(entry["from"]), str(entry["to"])
         pc, cc = graph.component_of(parent), graph.component_of(child)
         if pc not in graph.ancestors(cc):
@@ -757,15 +763,7 @@ def _parse_links(raw: Any, graph: DAGSpec) -> tuple[LinkSpec, ...]:
                 f"two links {parent} -> {child}.", field=where, fix="keep one per edge."
             )
         seen.add((parent, child))
-        prior = str(prior).lower()
-        if prior not in LINK_PRIORS:
-            close = difflib.get_close_matches(prior, LINK_PRIORS, n=1)
-            raise ConfigError(
-                f"unknown prior {prior!r}.",
-                field=f"{where}.prior",
-                fix=(f"did you mean {close[0]!r}? " if close else "")
-                + f"use one of {list(LINK_PRIORS)}.",
-            )
+        prior = _one_of(str(prior).lower(), LINK_PRIORS, "prior", f"{where}.prior")
         source = entry.get("source")
         if prior in ("matrix", "table") and not source:
             raise ConfigError(
@@ -774,15 +772,9 @@ def _parse_links(raw: Any, graph: DAGSpec) -> tuple[LinkSpec, ...]:
                 fix=f"write prior: {{{prior}: path}} (or source: path"
                 + (", or uns:KEY of the MuData)." if prior == "matrix" else ")."),
             )
-        method = str(entry.get("method", "dash")).lower()
-        if method not in LINK_METHODS:
-            close = difflib.get_close_matches(method, LINK_METHODS, n=1)
-            raise ConfigError(
-                f"unknown method {method!r}.",
-                field=f"{where}.method",
-                fix=(f"did you mean {close[0]!r}? " if close else "")
-                + f"use one of {list(LINK_METHODS)}.",
-            )
+        method = _one_of(
+            str(entry.get("method", "dash")).lower(), LINK_METHODS, "method", f"{where}.method"
+        )
         rounds = _positive_int(entry.get("rounds", 4), f"{where}.rounds")
         out.append(
             LinkSpec(
@@ -858,15 +850,7 @@ def _modality(
             fix=f"set likelihood to one of {list(LIKELIHOODS)} in the graph, or rename the "
             "modality (e.g. 'rna', 'atac', 'prot').",
         )
-    lik = str(lik).lower()
-    if lik not in LIKELIHOODS:
-        close = difflib.get_close_matches(lik, LIKELIHOODS, n=1)
-        raise ConfigError(
-            f"unknown likelihood {lik!r}.",
-            field=f"modalities.{name}.likelihood",
-            fix=(f"did you mean {close[0]!r}? " if close else "")
-            + f"use one of {list(LIKELIHOODS)}.",
-        )
+    lik = _one_of(str(lik).lower(), LIKELIHOODS, "likelihood", f"modalities.{name}.likelihood")
     weight = opts.get("weight", 1.0)
     if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
         raise ConfigError(
