@@ -145,6 +145,7 @@ def run(args: argparse.Namespace) -> dict:
                 mods, graph(s), seed=seed, link_priors=None if s is None else {"atac->rna": prior}
             )
             model.module.components["atac"].load_state_dict(atac_state)
+            model.train_summary = [dict(r) for r in base.train_summary]  # the atac component
             t0 = time.perf_counter()
             model.train(max_epochs=args.epochs, components=["rna"], progress=False)
             train_s = time.perf_counter() - t0

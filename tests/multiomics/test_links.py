@@ -317,6 +317,11 @@ def test_dag_vae_writes_links_table_and_counts_to_h5mu(toy, tmp_path):
     assert list(hist) == ["atac_rna"] and hist["atac_rna"]["density"].iloc[-1] < 0.25
     rep = Report(title="t")
     assert links_section(rep, info)
+    from biostruct.report import multiomics_report
+
+    html = multiomics_report(back, tmp_path / "report.html", de_dir=None).read_text()
+    assert "Feature links" in html and "mo-links-sparsity" in html and "mo-links-top" in html
+    assert table["child_feature"].iloc[0] in html
     import matplotlib
 
     matplotlib.use("Agg")
