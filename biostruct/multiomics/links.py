@@ -60,7 +60,7 @@ import scipy.sparse as sps
 import torch
 from torch import nn
 
-from biostruct import sparsity as sp
+import biostruct.sparsity as sp
 from biostruct.errors import PriorError
 from biostruct.multiomics.graph import DAGSpec, LinkSpec
 from biostruct.multiomics.sparse import ScheduledPruning

@@ -44,11 +44,13 @@ def component_model_guide(
         with pyro.plate("cells", batch.shape[0]):
             z = pyro.sample("z", comp.prior.to_pyro())
             z_hat = module.propagate({**z_par, component: z})[component]
-            for m in comp.modalities:
-                lik = comp.likelihoods[m]
-                h = comp.decode_hidden(m, z_hat, batch)
-                d = lik.distribution(h, lik.auxiliary(x[m])).to_event(1)
-                pyro.sample(f"x_{m}", d, obs=lik.target(x[m]))
+            # feature links and sparse-decoder loadings, as in the plain-torch loss
+            with module.linked(component, x, z_hat):
+                for m in comp.modalities:
+                    lik = comp.likelihoods[m]
+                    h = comp.decode_hidden(m, z_hat, batch)
+                    d = lik.distribution(h, lik.auxiliary(x[m])).to_event(1)
+                    pyro.sample(f"x_{m}", d, obs=lik.target(x[m]))
 
     def guide(x: Mapping[str, torch.Tensor], batch: torch.Tensor) -> None:
         pyro.module(f"dagvae_{component}", comp)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from biostruct import sparsity as sp
+import biostruct.sparsity as sp
 
 __all__ = ["ScheduledPruning", "SparseLoadings"]
 
@@ -68,7 +68,7 @@ class ScheduledPruning:
 
     def schedule(self, epochs_before_regular: int) -> dict[int, list[float]]:
         """Epoch (0-based, pruned at its end) -> densities: rounds spread over the annealing
-        epochs' second half..last epoch before the regular phase."""
+        epochs' last two thirds (the last round at the last epoch before the regular phase)."""
         dens = self.plan()
         if not dens:
             return {}
