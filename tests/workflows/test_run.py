@@ -46,6 +46,18 @@ def test_multiomics_results_are_readable(tiny_run):
     assert list(index.columns) == ["file", "comparison", "n_features", "n_de"]
     for f in index["file"]:
         assert "proba_de" in pd.read_csv(tiny_run / MO / "differential" / f).columns
+    # the fit rule writes links.csv; the tiny graph has no links, so only its header
+    links = pd.read_csv(tiny_run / MO / "links.csv")
+    assert list(links.columns) == [
+        "link",
+        "parent_feature",
+        "child_feature",
+        "weight",
+        "sign",
+        "distance_kb",
+        "prior",
+    ]
+    assert links.empty
 
 
 def test_reports_are_written(tiny_run):
