@@ -98,7 +98,8 @@ def infer_grn(
     method
         ``"auto"`` (default): ``"posterior"`` with a prior, ``"velocity"`` without.
         ``"posterior"``: the prior combined with conditional velocity evidence (how much each
-        target's velocity needs each regulator given its other prior regulators);
+        target's velocity needs each regulator given its other prior regulators, in an
+        additive spline model; a signed prior's edges are tested in their claimed sign);
         ``varp[key_added]`` ranks edges by posterior probability and DASH's pruned network is
         written to ``varp[key_added + "_dash"]``. ``"velocity"``: bagged PHOENIX fields
         fitted to the observed velocities, edges = mean Jacobian over the observed states.

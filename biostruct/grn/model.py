@@ -400,7 +400,9 @@ class GRNModel:
             self.evidence = conditional_evidence(*self._transition_arrays(), self.prior)
             self.method = "posterior"
             self.params.update(
-                method="posterior", network_method="dash", evidence="conditional velocity"
+                method="posterior",
+                network_method="dash",
+                evidence="conditional velocity (additive spline, leave-one-regulator-out)",
             )
         return self
 

@@ -269,13 +269,51 @@ def _storey_precision(z_prior: np.ndarray, z_rest: np.ndarray, lam: float = 0.5)
     return float(np.clip(1.0 - pi0, 0.5, 0.99))
 
 
+def _evidence_z(ev: np.ndarray, prior: np.ndarray, signed: bool) -> np.ndarray:
+    """Each pair's evidence as a z score against the non-prior pairs (mostly no edge).
+
+    Rank-based, so robust to the scale and tail of any score. A pair outside the prior (or any
+    pair of an unsigned prior) gets the two-sided p-value ``P(|E| >= |e|)`` under the empirical
+    null of the non-prior |evidence|; a signed prior edge the one-sided ``P(s E >= s e)`` in its
+    sign s, from the same null taken as symmetric: half the two-sided tail when the evidence
+    agrees with the claimed sign, one minus half of it when it contradicts it. So a prior edge
+    the data are silent about sits at p ~ 0.5 (z ~ 0), not at the bottom, and one whose evidence
+    points the other way falls below it. ``z = isf(p)``, plus a 1e-6 share of the rank of the
+    score itself so that edges between the same two null values keep their order (no ties).
+    """
+    from scipy.stats import norm, rankdata
+
+    mag = np.abs(ev)
+    key = mag.copy()
+    rest = np.sort(mag[prior == 0]) if np.any(prior == 0) else np.sort(mag)
+
+    def tail(a: np.ndarray) -> np.ndarray:  # share of the null with |E| >= a (smoothed)
+        return (rest.size - np.searchsorted(rest, a, side="left") + 0.5) / (rest.size + 1.0)
+
+    p = tail(mag)
+    if signed:
+        on = prior != 0
+        agree = np.sign(prior[on]) * ev[on]
+        half = 0.5 * tail(np.abs(agree))
+        p[on] = np.where(agree >= 0, half, 1.0 - half)
+        key[on] = agree
+    z = norm.isf(np.clip(p, 1e-12, 1.0 - 1e-12))
+    return z + 1e-6 * rankdata(key) / key.size
+
+
 def combine_with_prior(
-    evidence: np.ndarray, prior: np.ndarray, *, prior_precision: float | None = None
+    evidence: np.ndarray,
+    prior: np.ndarray,
+    *,
+    prior_precision: float | None = None,
+    signed: bool | None = None,
 ) -> tuple[np.ndarray, dict[str, float]]:
     """Posterior-style edge score from a prior network and data evidence.
 
-    The prior's edges are treated as noisy positive labels: a logistic regression of prior
-    membership on the standardised data evidence z (off-diagonal pairs) measures how many
+    The evidence of each off-diagonal pair is first put on one z scale: the z score of its
+    p-value against the non-prior pairs' |evidence| (two-sided; one-sided in the prior's sign
+    for the edges of a signed prior, see ``signed``). The prior's edges are then treated as noisy
+    positive labels: a logistic regression of prior membership on z measures how many
     log-odds one unit of evidence is worth (``beta``, floored at ``TIE_BREAK``: evidence that
     does not agree with the prior at all only orders the edges the prior ties). The posterior log-odds of an edge is
     then ``logit(pi_prior)`` for prior edges, ``logit(pi_rest)`` for the others, plus
@@ -286,29 +324,35 @@ def combine_with_prior(
     Parameters
     ----------
     evidence
-        Signed G x G data score (regulator rows); |evidence| ranks, its sign is used where the
-        prior has no edge.
+        Signed G x G data score (regulator rows), e.g. :func:`conditional_evidence`; its
+        magnitude ranks, its sign is checked against a signed prior and is the output's sign
+        where the prior has no edge.
     prior
         Signed G x G prior (non-zero = edge).
     prior_precision
         Assumed share of prior edges that are true.
+    signed
+        Whether the prior's signs are claims to test (default: when it has edges of both
+        signs; an all-positive prior may be an unsigned motif list). A signed prior edge is
+        then scored by the evidence *in its direction*, ``sign(prior) * evidence``: evidence
+        of the opposite effect (an activation where the prior says repression) is less likely
+        under the prior's claim than no evidence at all, so it ranks such an edge below the
+        prior edges the data are silent about. Pairs outside the prior score ``|evidence|``.
 
     Returns
     -------
     ``(score, info)``: a signed G x G score (prior sign on prior edges) and the fitted numbers.
     """
-    from scipy.stats import norm, rankdata
     from sklearn.linear_model import LogisticRegression
 
     ev = np.asarray(evidence, dtype=np.float64)
     pr = np.asarray(prior, dtype=np.float64)
     g = ev.shape[0]
     off = ~np.eye(g, dtype=bool)
-    a = np.abs(ev[off])
-    # rank-based standardisation: robust to the heavy tail of Jacobian magnitudes
-    u = (rankdata(a) - 0.5) / a.size
-    z = norm.ppf(u)
     y = (pr[off] != 0).astype(int)
+    if signed is None:
+        signed = bool((pr < 0).any() and (pr > 0).any())
+    z = _evidence_z(ev[off], pr[off], signed)
     n_pos = int(y.sum())
     if 0 < n_pos < y.size:
         lr = LogisticRegression(C=1e4).fit(z[:, None], y)
@@ -331,59 +375,145 @@ def combine_with_prior(
     sign[sign == 0] = 1.0
     out = np.zeros((g, g))
     out[off] = post * sign
-    return out, {"beta": beta, "pi_prior": pi_prior, "pi_rest": pi_rest}
+    return out, {"beta": beta, "pi_prior": pi_prior, "pi_rest": pi_rest, "signed": float(signed)}
+
+
+def _additive_basis(mid: np.ndarray, basis: str, n_knots: int) -> np.ndarray:
+    """Centred per-gene basis, n x G x m: the level itself (m = 1) or its cubic B-splines."""
+    if basis == "linear":
+        return (mid - mid.mean(0))[:, :, None]
+    from sklearn.preprocessing import SplineTransformer
+
+    spline = SplineTransformer(n_knots=n_knots, degree=3, knots="quantile", include_bias=False)
+    cols = []
+    for i in range(mid.shape[1]):
+        if np.ptp(mid[:, i]) > 0:
+            b = spline.fit_transform(mid[:, [i]])
+        else:  # a constant gene: no basis to fit quantile knots to, and nothing to explain
+            b = np.zeros((len(mid), n_knots + 1))
+        cols.append(b - b.mean(0))
+    return np.stack(cols, axis=1)
+
+
+def _rss(y: np.ndarray, a: np.ndarray) -> float:
+    if a.shape[1] == 0:
+        return float(y @ y)
+    coef, *_ = np.linalg.lstsq(a, y, rcond=None)
+    r = y - a @ coef
+    return float(r @ r)
+
+
+def _partial_r2(z: np.ndarray, vel: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """Partial R^2 of each regulator's basis group for each target's velocity (see below)."""
+    n, g, m = z.shape
+    flat = z.reshape(n, g * m)
+    zz = np.einsum("nim,nik->imk", z, z)  # each gene's own Gram block
+    out = np.zeros((g, g))
+    for j in range(g):
+        regs = [i for i in np.flatnonzero(prior[:, j]) if i != j]
+        base = [j, *regs]
+        a = z[:, base, :].reshape(n, -1)
+        q, _ = np.linalg.qr(a)
+        y = vel[:, j] - vel[:, j].mean()
+        res_y = y - q @ (q.T @ y)
+        rss_full = float(res_y @ res_y)
+        if rss_full <= 0:
+            continue
+        # adding regulator i: project the residual on i's basis with the base regressed out
+        qz = (q.T @ flat).reshape(-1, g, m)
+        gram = zz - np.einsum("bim,bik->imk", qz, qz)
+        cross = np.einsum("nim,n->im", z, res_y)  # res_y is orthogonal to the base already
+        ridge = 1e-10 * np.trace(gram, axis1=1, axis2=2)[:, None, None] + 1e-300
+        sol = np.linalg.solve(gram + ridge * np.eye(m), cross[:, :, None])[:, :, 0]
+        add = np.einsum("im,im->i", cross, sol) / rss_full
+        add[base] = 0.0
+        out[:, j] = add
+        # a prior regulator: the rise of the residual when it is left out of the base
+        for i in regs:
+            reduced = z[:, [k for k in base if k != i], :].reshape(n, -1)
+            rss_red = _rss(y, reduced)
+            out[i, j] = (rss_red - rss_full) / rss_red if rss_red > 0 else 0.0
+    return np.clip(out, 0.0, 1.0)
 
 
 def conditional_evidence(
-    x0: np.ndarray, x1: np.ndarray, dt: np.ndarray, prior: np.ndarray
+    x0: np.ndarray,
+    x1: np.ndarray,
+    dt: np.ndarray,
+    prior: np.ndarray,
+    *,
+    basis: str = "spline",
+    n_knots: int = 4,
 ) -> np.ndarray:
     """Evidence for each edge given the rest of the prior network: velocity partial correlations.
 
     For target j with prior regulators R_j, the base model regresses j's velocity
-    (x1 - x0) / dt on an intercept, j's own level and R_j (at the transition midpoints). A prior
-    edge i -> j scores the partial correlation of i in that model (from its t statistic: how
-    much j's velocity needs i once the other prior regulators are in); a pair outside the
-    prior scores the partial correlation of adding i (how much of j's unexplained velocity i
-    accounts for). Both are on the same (-1, 1) scale, so :func:`combine_with_prior` can weigh
-    them against the prior: the data demote prior edges the dynamics do not need and promote
-    missing ones. Linear in the regulators, so it is exact and fast for thousands of genes.
+    (x1 - x0) / dt on an intercept, j's own level and R_j (at the transition midpoints), each
+    gene entering through an additive basis: its level (``basis="linear"``) or a cubic B-spline
+    of it with ``n_knots`` quantile knots (``"spline"``, default: BoolODE-like regulation is a
+    saturating Hill function, which a straight line fits poorly at both ends). A prior edge
+    i -> j scores how much of j's velocity i explains once the other prior regulators are in
+    (partial R^2 of leaving i's group out, leave-one-regulator-out); a pair outside the prior
+    scores the partial R^2 of adding i to the base. The score is the square root of the partial
+    R^2 (for ``"linear"`` exactly the partial correlation), signed by the partial correlation
+    of i's level in the same model (the direction of the effect: + activation, - repression),
+    so that :func:`combine_with_prior` can check it against a signed prior. Both kinds of pair
+    are on the same [0, 1) scale, so the data demote prior edges the dynamics do not need and
+    promote missing ones.
+
+    Parameters
+    ----------
+    x0, x1, dt
+        Transitions (n x G, n x G, n); steps with dt <= 0 are ignored.
+    prior
+        G x G prior (non-zero = edge, regulator rows).
+    basis
+        ``"spline"`` (default) or ``"linear"``.
+    n_knots
+        Quantile knots of the spline basis (``n_knots + 1`` columns per gene).
 
     Returns
     -------
     Signed G x G matrix (regulator rows), zero diagonal.
     """
+    if basis not in ("linear", "spline"):
+        raise ConfigError(
+            f"basis must be 'linear' or 'spline', got {basis!r}",
+            field="basis",
+            fix="basis='spline' (default)",
+        )
+    if n_knots < 2:
+        raise ConfigError("n_knots must be >= 2", field="n_knots", fix="e.g. n_knots=4")
     dt = np.asarray(dt, dtype=np.float64)
     keep = dt > 0
     mid = 0.5 * (np.asarray(x0, dtype=np.float64)[keep] + np.asarray(x1, dtype=np.float64)[keep])
     vel = (np.asarray(x1)[keep] - np.asarray(x0)[keep]) / dt[keep, None]
-    n, g = mid.shape
     pr = np.asarray(prior) != 0
+    lin = _partial_r2(_additive_basis(mid, "linear", n_knots), vel, pr)
+    sign = np.sign(_linear_partial_correlation(mid, vel, pr))
+    sign[sign == 0] = 1.0
+    r2 = lin if basis == "linear" else _partial_r2(_additive_basis(mid, basis, n_knots), vel, pr)
+    out = np.sqrt(r2) * sign
+    np.fill_diagonal(out, 0.0)
+    return out
+
+
+def _linear_partial_correlation(mid: np.ndarray, vel: np.ndarray, pr: np.ndarray) -> np.ndarray:
+    """Sign source of :func:`conditional_evidence`: partial correlations in the linear model."""
+    n, g = mid.shape
     xc = mid - mid.mean(0)
     out = np.zeros((g, g))
     for j in range(g):
         regs = [i for i in np.flatnonzero(pr[:, j]) if i != j]
         base = [j, *regs]
         a = xc[:, base]
-        q, r = np.linalg.qr(a)
-        rank = int(np.sum(np.abs(np.diag(r)) > 1e-10 * max(1.0, np.abs(r).max())))
+        q, _ = np.linalg.qr(a)
         y = vel[:, j] - vel[:, j].mean()
         res_y = y - q @ (q.T @ y)
-        rx = xc - q @ (q.T @ xc)  # every gene with the base regressed out
-        ny = np.linalg.norm(res_y)
-        nx = np.linalg.norm(rx, axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            add = (rx.T @ res_y) / (nx * ny)
-        add[~np.isfinite(add)] = 0.0
-        add[base] = 0.0
-        out[:, j] = add
-        if regs and rank == len(base):
-            # partial correlation of each base member from the full model's t statistic
+        rx = xc - q @ (q.T @ xc)
+        out[:, j] = rx.T @ res_y  # the sign of the added regulator's partial correlation
+        if regs:
             coef, *_ = np.linalg.lstsq(a, y, rcond=None)
-            df = max(n - len(base) - 1, 1)
-            s2 = float(res_y @ res_y) / df
-            cov = s2 * np.linalg.pinv(a.T @ a)
-            t = coef / np.sqrt(np.clip(np.diag(cov), 1e-300, None))
-            pc = t / np.sqrt(t**2 + df)
-            out[regs, j] = pc[1:]
+            out[regs, j] = coef[1:]
     np.fill_diagonal(out, 0.0)
     return out

@@ -19,7 +19,7 @@ from biostruct.grn.pseudotime import (
     lineage_times,
     successor_transitions,
 )
-from biostruct.grn.velocity import combine_with_prior
+from biostruct.grn.velocity import combine_with_prior, conditional_evidence
 
 FAST = {"velocity": {"members": 2, "max_steps": 200, "patience": 60}}
 
@@ -173,6 +173,58 @@ def test_posterior_improves_on_a_noisy_prior():
     assert in_prior.min() > rest.max()
     # ... and within the prior's edges the evidence breaks the prior's ties
     assert len(np.unique(in_prior)) == in_prior.size
+
+
+def _hill_transitions(n=3000, seed=0):
+    """Velocities of gene 2 = Hill activation by gene 0 - Hill repression by gene 1 - decay."""
+    rng = np.random.default_rng(seed)
+    x0 = rng.random((n, 4))
+    hill = lambda x: x**4 / (0.3**4 + x**4)  # noqa: E731 (saturating: flat above ~0.5)
+    vel = np.zeros((n, 4))
+    vel[:, 2] = hill(x0[:, 0]) - hill(x0[:, 1]) - x0[:, 2] + 0.3 * rng.normal(size=n)
+    vel[:, [0, 1, 3]] = 0.3 * rng.normal(size=(n, 3))
+    dt = np.full(n, 0.01)
+    return x0, x0 + vel * dt[:, None], dt
+
+
+def test_conditional_evidence_tests_each_prior_edge_given_the_others():
+    x0, x1, dt = _hill_transitions()
+    prior = np.zeros((4, 4))
+    prior[0, 2], prior[1, 2], prior[3, 2] = 1, -1, 1  # two true edges and a false one
+    for basis in ("spline", "linear"):
+        ev = conditional_evidence(x0, x1, dt, prior, basis=basis)
+        assert ev[0, 2] > 0.2 and ev[1, 2] < -0.2  # the direction of each effect
+        assert abs(ev[3, 2]) < 0.1  # a prior edge the velocity does not need
+        assert np.all(np.diag(ev) == 0) and np.all(np.abs(ev) < 1)
+    # a saturating effect: the spline basis explains more of it than a straight line
+    lin = conditional_evidence(x0, x1, dt, prior, basis="linear")
+    spl = conditional_evidence(x0, x1, dt, prior)
+    assert abs(spl[0, 2]) > abs(lin[0, 2]) + 0.02
+    # a true regulator missing from the prior is promoted by the same test (adding it)
+    ev = conditional_evidence(x0, x1, dt, np.where(np.arange(4)[:, None] == 1, 0, prior))
+    assert abs(ev[1, 2]) > 0.2 and abs(ev[1, 2]) > 5 * abs(ev[1, 0])
+    with pytest.raises(ConfigError):
+        conditional_evidence(x0, x1, dt, prior, basis="cubic")
+
+
+def test_signed_prior_demotes_an_edge_whose_evidence_has_the_other_sign():
+    g = 6
+    prior = np.zeros((g, g))
+    prior[0, 1], prior[2, 3], prior[4, 5] = 1.0, -1.0, 1.0
+    rng = np.random.default_rng(0)
+    evidence = 0.05 * rng.normal(size=(g, g))
+    evidence[0, 1] = 0.5  # agrees with the prior's activation
+    evidence[2, 3] = 0.5  # an activation where the prior claims repression
+    evidence[4, 5] = 0.0  # the data are silent
+    post, info = combine_with_prior(evidence, prior)
+    assert info["signed"] == 1.0  # both signs in the prior: its signs are claims
+    assert abs(post[0, 1]) > abs(post[4, 5]) > abs(post[2, 3])
+    assert np.sign(post[2, 3]) == -1  # the prior's sign is kept on its edges
+    # an unsigned reading ranks by |evidence|: the contradicted edge is back on top
+    post_u, info_u = combine_with_prior(evidence, prior, signed=False)
+    assert info_u["signed"] == 0.0 and abs(post_u[2, 3]) > abs(post_u[4, 5])
+    # an all-positive prior is read as unsigned by default
+    assert combine_with_prior(evidence, np.abs(prior))[1]["signed"] == 0.0
 
 
 def test_selection_check_flags_init_and_rise():
