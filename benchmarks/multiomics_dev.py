@@ -72,7 +72,7 @@ REPO = Path(__file__).resolve().parents[1]
 if "BIOSTRUCT_DATA_DIR" not in os.environ and (REPO.parent / "shared" / "data").is_dir():
     os.environ["BIOSTRUCT_DATA_DIR"] = str(REPO.parent / "shared" / "data")
 
-RESOLUTIONS = (0.1, 0.2, 0.3, 0.5, 0.8, 1.0, 1.5, 2.0)
+RESOLUTIONS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.0, 1.5, 2.0)
 DATASETS = ("pbmc10k_cite_scmdc", "snareseq_mop")
 METHODS = ("dagvae", "dagvae_rna_only", "pca", "scvi")
 QUICK_CELLS = 1500
