@@ -91,6 +91,9 @@ HEADS = {
     "protein": "bg_head",
 }
 
+#: Columns of the links table written to ``uns[key]["links"]`` and ``links.csv``.
+LINK_COLUMNS = ("link", "parent_feature", "child_feature", "weight", "sign", "distance_kb", "prior")
+
 _PEAK = re.compile(r"^(?P<chrom>[^:_\-\s]+)[:_\-](?P<start>\d+)[_\-](?P<end>\d+)$")
 
 
@@ -605,7 +608,7 @@ def link_table(model: Any, kept_only: bool = True) -> pd.DataFrame:
         if kept_only:
             df = df[df["kept"]]
         frames.append(df.iloc[np.argsort(-np.abs(df["weight"].to_numpy()), kind="stable")])
-    cols = ["link", "parent_feature", "child_feature", "weight", "sign", "distance_kb", "prior"]
+    cols = list(LINK_COLUMNS)
     if not frames:
         return pd.DataFrame(columns=[*cols, "kept"])
     return pd.concat(frames, ignore_index=True)

@@ -281,15 +281,7 @@ def test_dag_vae_writes_links_table_and_counts_to_h5mu(toy, tmp_path):
         md, _graph(), n_latent=4, max_epochs=8, progress=False, leiden=False, batch_size=64
     )
     table = md.uns["dagvae"]["links"]
-    assert list(table.columns) == [
-        "link",
-        "parent_feature",
-        "child_feature",
-        "weight",
-        "sign",
-        "distance_kb",
-        "prior",
-    ]
+    assert list(table.columns) == list(L.LINK_COLUMNS)
     n_kept = int(model.module.link_layer(model.graph.links[0]).masked.mask("weight").sum())
     assert len(table) == n_kept and (table["weight"] != 0).all()
     assert set(np.sign(table["weight"])) <= {-1.0, 1.0}

@@ -16,6 +16,8 @@ import pandas as pd
 import pytest
 from wfhelpers import SNAKEFILE, TINY, env, snakemake
 
+from biostruct.multiomics.links import LINK_COLUMNS
+
 GRN = "results/grn/tiny/dash/prior_noise_0.05"
 MO = "results/multiomics/tiny"
 
@@ -48,15 +50,7 @@ def test_multiomics_results_are_readable(tiny_run):
         assert "proba_de" in pd.read_csv(tiny_run / MO / "differential" / f).columns
     # the fit rule writes links.csv; the tiny graph has no links, so only its header
     links = pd.read_csv(tiny_run / MO / "links.csv")
-    assert list(links.columns) == [
-        "link",
-        "parent_feature",
-        "child_feature",
-        "weight",
-        "sign",
-        "distance_kb",
-        "prior",
-    ]
+    assert list(links.columns) == list(LINK_COLUMNS)
     assert links.empty
 
 
