@@ -31,6 +31,7 @@ def dag_vae(
     n_hidden: int = 64,
     encode_batch: bool = False,
     integration: str = "linear",
+    decode_ancestors: str = "protein",
     integrated_clusters: bool = True,
     leiden: bool = True,
     min_cluster_size: int | None = None,
@@ -69,7 +70,7 @@ def dag_vae(
         Seed of initialisation, data split, minibatch order and sampling.
     copy
         Work on a copy of ``mdata`` and return ``(copy, model)``.
-    n_layers, n_hidden, encode_batch, integration
+    n_layers, n_hidden, encode_batch, integration, decode_ancestors
         Network settings, see :class:`~biostruct.multiomics.DAGVAE`.
     integrated_clusters
         Also compute integrated clusters of components with parents.
@@ -137,6 +138,7 @@ def dag_vae(
         batch_key=batch_key,
         encode_batch=encode_batch,
         integration=integration,
+        decode_ancestors=decode_ancestors,
         device=device,
         seed=seed,
         link_priors=link_priors,

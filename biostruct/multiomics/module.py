@@ -19,7 +19,7 @@ mixture variables and integrated clusters can be computed analytically.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +71,7 @@ class ComponentModule(nn.Module):
         encode_batch: bool,
         seed: int,
         integration: str = "linear",
+        ancestor_modalities: Sequence[str] = (),
     ) -> None:
         super().__init__()
         assert spec.n_latent and spec.n_clusters and spec.n_layers and spec.n_hidden
@@ -124,6 +125,18 @@ class ComponentModule(nn.Module):
         self.likelihoods: Mapping[str, Likelihood] = nn.ModuleDict(
             {m: make_likelihood(likelihoods[m], n_features[m], head_in) for m in self.modalities}
         )
+        # The ancestors' modalities, reconstructed from this component's z_hat as well, so that
+        # the integrated latent keeps what it integrates (not only what the own data need).
+        self.ancestor_modalities = [m for m in ancestor_modalities if m not in self.modalities]
+        self.ancestor_decoders = nn.ModuleDict(
+            {m: mlp(self.z_hat_dim + n_batch, widths) for m in self.ancestor_modalities}
+        )
+        self.ancestor_likelihoods: Mapping[str, Likelihood] = nn.ModuleDict(
+            {
+                m: make_likelihood(likelihoods[m], n_features[m], widths[-1])
+                for m in self.ancestor_modalities
+            }
+        )
 
     def encode(
         self, x: Mapping[str, torch.Tensor], batch: torch.Tensor
@@ -171,6 +184,7 @@ class DAGModule(nn.Module):
         seed: int = 0,
         integration: str = "linear",
         links: Mapping[str, LinkCandidates | None] | None = None,
+        decode_ancestors: str = "protein",
     ) -> None:
         super().__init__()
         if integration not in ("concat", "linear"):
@@ -182,14 +196,32 @@ class DAGModule(nn.Module):
                 fix="use 'concat' (z_hat = B [parents; z], all dims kept) or 'linear' "
                 "(CAVACHON's B into n_latent dims).",
             )
+        if decode_ancestors not in ("protein", "all", "none"):
+            from biostruct.errors import ConfigError
+
+            raise ConfigError(
+                f"unknown decode_ancestors {decode_ancestors!r}.",
+                field="decode_ancestors",
+                fix="use 'protein' (a child's z_hat also reconstructs its ancestors' protein "
+                "modalities), 'all' (every ancestor modality) or 'none' (CAVACHON's objective).",
+            )
         self.graph = graph
         self.n_batch = n_batch
         self.integration = integration
+        self.decode_ancestors = decode_ancestors
         likelihoods = {m: s.likelihood for m, s in graph.modalities.items()}
         self.components = nn.ModuleDict()
         for i, spec in enumerate(graph.components):
             pdims = [graph[p].n_latent for p in spec.conditioned_on_z] + [
                 self.components[p].z_hat_dim for p in spec.conditioned_on_z_hat
+            ]
+            anc = graph.ancestors(spec.name)
+            anc_mods = [
+                m
+                for p in anc
+                for m in graph[p].modalities
+                if decode_ancestors == "all"
+                or (decode_ancestors == "protein" and graph.modalities[m].likelihood == "protein")
             ]
             self.components[spec.name] = ComponentModule(
                 spec,
@@ -200,6 +232,7 @@ class DAGModule(nn.Module):
                 encode_batch,
                 seed + 101 * i,
                 integration,
+                list(dict.fromkeys(anc_mods)),
             )
         self._add_links(links or {})
 
@@ -383,6 +416,12 @@ class DAGModule(nn.Module):
                 ll = lik.log_likelihood(x[m], h, lik.auxiliary(x[m]))
                 per_mod[m] = ll
                 recon = recon + self.graph.modalities[m].weight * ll
+        for m in comp.ancestor_modalities:
+            lik = comp.ancestor_likelihoods[m]
+            h = comp.ancestor_decoders[m](torch.cat([z_hat, batch], -1))
+            ll = lik.log_likelihood(x[m], h, lik.auxiliary(x[m]))
+            per_mod[m] = ll
+            recon = recon + self.graph.modalities[m].weight * ll
         kl_gmm = comp.prior.kl(mu, logvar, z=z[component])
         kl_std = standard_normal_kl(mu, logvar)
         return LossTerms(recon=recon, kl_gmm=kl_gmm, kl_std=kl_std, per_modality=per_mod)

@@ -51,6 +51,12 @@ def component_model_guide(
                     h = comp.decode_hidden(m, z_hat, batch)
                     d = lik.distribution(h, lik.auxiliary(x[m])).to_event(1)
                     pyro.sample(f"x_{m}", d, obs=lik.target(x[m]))
+            # decode_ancestors: z_hat also generates (some of) the ancestors' modalities
+            for m in comp.ancestor_modalities:
+                lik = comp.ancestor_likelihoods[m]
+                h = comp.ancestor_decoders[m](torch.cat([z_hat, batch], -1))
+                d = lik.distribution(h, lik.auxiliary(x[m])).to_event(1)
+                pyro.sample(f"x_{m}_from_{component}", d, obs=lik.target(x[m]))
 
     def guide(x: Mapping[str, torch.Tensor], batch: torch.Tensor) -> None:
         pyro.module(f"dagvae_{component}", comp)

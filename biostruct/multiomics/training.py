@@ -177,8 +177,9 @@ def _inputs(
 ) -> tuple[list[str], dict[str, tuple[torch.Tensor, torch.Tensor]]]:
     if cache is None:
         cache = ancestor_posteriors(module, data, component, device)
-    mods = list(module.components[component].modalities) + module.link_inputs(component)
-    return mods, cache
+    comp = module.components[component]
+    mods = list(comp.modalities) + comp.ancestor_modalities + module.link_inputs(component)
+    return list(dict.fromkeys(mods)), cache
 
 
 def _take(

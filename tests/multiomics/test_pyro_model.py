@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pyro
+import pytest
 import torch
 
+from biostruct.errors import ConfigError
 from biostruct.multiomics.graph import parse_graph
 from biostruct.multiomics.module import DAGModule
 from biostruct.multiomics.pyro_model import component_model_guide, svi_step_seconds
@@ -42,3 +44,65 @@ def test_pyro_elbo_matches_plain_elbo():
     assert abs(pyro_loss - ours) < 0.02 * abs(ours)
     t = svi_step_seconds(mod, "rna", x, batch, n_steps=2)
     assert t["pyro_svi_step_s"] > 0 and t["plain_torch_step_s"] > 0
+
+
+def _three_modality_graph():
+    return parse_graph(
+        {
+            "modalities": {
+                "rna": {"likelihood": "zinb"},
+                "prot": {"likelihood": "protein"},
+                "atac": {"likelihood": "bernoulli"},
+            },
+            "components": [
+                {"name": "prot", "modalities": ["prot"]},
+                {"name": "atac", "modalities": ["atac"]},
+                {"name": "rna", "modalities": ["rna"], "parents": ["prot", "atac"]},
+            ],
+        }
+    ).with_defaults(3, None, 1, 16)
+
+
+@pytest.mark.parametrize(
+    ("mode", "decoded"), [("none", []), ("protein", ["prot"]), ("all", ["prot", "atac"])]
+)
+def test_pyro_elbo_matches_plain_elbo_of_a_child(mode, decoded):
+    """The child's ELBO, with z_hat also generating the ancestors' modalities that
+    ``decode_ancestors`` names, is the same objective in Pyro and in the plain-torch loss."""
+    torch.manual_seed(0)
+    mod = DAGModule(
+        _three_modality_graph(),
+        {"rna": 7, "prot": 4, "atac": 9},
+        n_batch=1,
+        decode_ancestors=mode,
+    )
+    assert mod.components["rna"].ancestor_modalities == decoded
+    assert mod.components["prot"].ancestor_modalities == []  # a root has no ancestors
+    rng = np.random.default_rng(0)
+    x = {
+        "rna": torch.as_tensor(rng.poisson(3.0, (5, 7)), dtype=torch.float32),
+        "prot": torch.as_tensor(rng.poisson(20.0, (5, 4)), dtype=torch.float32),
+        "atac": torch.as_tensor(rng.binomial(1, 0.3, (5, 9)), dtype=torch.float32),
+    }
+    batch = torch.ones(5, 1)
+    model, guide = component_model_guide(mod, "rna")
+    pyro.clear_param_store()
+    elbo = pyro.infer.Trace_ELBO(num_particles=1000, vectorize_particles=False)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        pyro_loss = elbo.loss(model, guide, x, batch) / 5
+        torch.manual_seed(2)
+        terms = [mod.component_loss("rna", x, batch, sample_parents=False) for _ in range(1000)]
+        ours = np.mean([-float(t.elbo.mean()) for t in terms])
+    assert abs(pyro_loss - ours) < 0.02 * abs(ours)
+    assert sorted(terms[0].per_modality) == sorted(["rna", *decoded])
+
+
+def test_decode_ancestors_is_validated():
+    with pytest.raises(ConfigError, match="decode_ancestors"):
+        DAGModule(
+            _three_modality_graph(),
+            {"rna": 7, "prot": 4, "atac": 9},
+            n_batch=1,
+            decode_ancestors="yes",
+        )
