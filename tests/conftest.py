@@ -9,6 +9,16 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The tests build MuData objects as a user would; adopt mudata 0.4's update() behaviour once for
+# the suite instead of its FutureWarning on every construction (biostruct's own code sets the
+# option locally where it builds MuData).
+try:
+    import mudata
+
+    mudata.set_options(pull_on_update=False)
+except ImportError:  # pragma: no cover - mudata is a core dependency
+    pass
+
 
 def _data_dir() -> Path | None:
     env = os.environ.get("BIOSTRUCT_DATA_DIR")

@@ -294,7 +294,8 @@ def filter_empty(data: object, modalities: list[str] | None = None) -> object:
         import mudata
 
         if isinstance(data, mudata.MuData):
-            md = mudata.MuData(out)
+            with mudata.set_options(pull_on_update=False):  # mudata 0.4's behaviour, no notice
+                md = mudata.MuData(out)
             extra = [c for c in data.obs.columns if c not in md.obs.columns]
             for c in extra:
                 md.obs[c] = data.obs[c].reindex(md.obs_names)
