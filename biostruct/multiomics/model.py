@@ -61,8 +61,8 @@ class DAGVAE:
         Also feed the batch one-hot to the encoders.
     integration
         How a child's integrated latent is formed: ``"linear"`` (default): CAVACHON's
-        z_hat = B [parents' latents; R z] into n_latent dimensions (parents and child summed at
-        the start); ``"concat"``: B square and starting at the identity, so z_hat keeps every
+        z_hat = B [parents' latents; R z] into n_latent dimensions (starting at the child's own
+        z, the parents' blocks at zero, so parents enter as far as the objective needs them); ``"concat"``: B square and starting at the identity, so z_hat keeps every
         parent dimension next to the child's own (size n_latent + the parents').
     decode_ancestors
         Which of a child's ancestors' modalities its z_hat also reconstructs (through decoders
