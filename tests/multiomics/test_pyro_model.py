@@ -13,6 +13,20 @@ from biostruct.multiomics.module import DAGModule
 from biostruct.multiomics.pyro_model import component_model_guide, svi_step_seconds
 
 
+def _both_elbos(mod, component, x, batch, n=1000, **loss_kw):
+    """Per-cell negative ELBO from Pyro's Trace_ELBO and from the plain-torch loss (n draws
+    each), and the plain loss terms."""
+    model, guide = component_model_guide(mod, component)
+    pyro.clear_param_store()
+    elbo = pyro.infer.Trace_ELBO(num_particles=n, vectorize_particles=False)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        pyro_loss = elbo.loss(model, guide, x, batch) / len(batch)
+        torch.manual_seed(2)
+        terms = [mod.component_loss(component, x, batch, **loss_kw) for _ in range(n)]
+    return pyro_loss, float(np.mean([-float(t.elbo.mean()) for t in terms])), terms
+
+
 def test_pyro_elbo_matches_plain_elbo():
     g = parse_graph(
         {
@@ -31,16 +45,7 @@ def test_pyro_elbo_matches_plain_elbo():
         "atac": torch.as_tensor(rng.binomial(1, 0.3, (5, 11)), dtype=torch.float32),
     }
     batch = torch.ones(5, 1)
-    model, guide = component_model_guide(mod, "atac")
-    pyro.clear_param_store()
-    elbo = pyro.infer.Trace_ELBO(num_particles=1000, vectorize_particles=False)
-    with torch.no_grad():
-        torch.manual_seed(1)
-        pyro_loss = elbo.loss(model, guide, x, batch) / 5  # per cell
-        torch.manual_seed(2)
-        ours = np.mean(
-            [-float(mod.component_loss("atac", x, batch).elbo.mean()) for _ in range(1000)]
-        )
+    pyro_loss, ours, _ = _both_elbos(mod, "atac", x, batch)
     assert abs(pyro_loss - ours) < 0.02 * abs(ours)
     t = svi_step_seconds(mod, "rna", x, batch, n_steps=2)
     assert t["pyro_svi_step_s"] > 0 and t["plain_torch_step_s"] > 0
@@ -85,15 +90,7 @@ def test_pyro_elbo_matches_plain_elbo_of_a_child(mode, decoded):
         "atac": torch.as_tensor(rng.binomial(1, 0.3, (5, 9)), dtype=torch.float32),
     }
     batch = torch.ones(5, 1)
-    model, guide = component_model_guide(mod, "rna")
-    pyro.clear_param_store()
-    elbo = pyro.infer.Trace_ELBO(num_particles=1000, vectorize_particles=False)
-    with torch.no_grad():
-        torch.manual_seed(1)
-        pyro_loss = elbo.loss(model, guide, x, batch) / 5
-        torch.manual_seed(2)
-        terms = [mod.component_loss("rna", x, batch, sample_parents=False) for _ in range(1000)]
-        ours = np.mean([-float(t.elbo.mean()) for t in terms])
+    pyro_loss, ours, terms = _both_elbos(mod, "rna", x, batch, sample_parents=False)
     assert abs(pyro_loss - ours) < 0.02 * abs(ours)
     assert sorted(terms[0].per_modality) == sorted(["rna", *decoded])
 
