@@ -62,8 +62,17 @@ class DAGVAE:
     integration
         How a child's integrated latent is formed: ``"linear"`` (default): CAVACHON's
         z_hat = B [parents' latents; R z] into n_latent dimensions (starting at the child's own
-        z, the parents' blocks at zero, so parents enter as far as the objective needs them); ``"concat"``: B square and starting at the identity, so z_hat keeps every
+        z with the parents' blocks at zero, so parents enter as far as the objective needs
+        them); ``"concat"``: B square and starting at the identity, so z_hat keeps every
         parent dimension next to the child's own (size n_latent + the parents').
+    device
+        ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
+    seed
+        Seed for initial weights, data split, minibatch order and sampling.
+    link_priors
+        ``{"parent->child": prior}`` for the graph's ``links``: a child x parent matrix
+        (sparse/dense/DataFrame) or a source/target/weight DataFrame that replaces the link's
+        ``source`` (see :mod:`biostruct.multiomics.links`).
     decode_ancestors
         Which of a child's ancestors' modalities its z_hat also reconstructs (through decoders
         of its own, trained with the child), so that the integrated latent keeps that
@@ -71,8 +80,8 @@ class DAGVAE:
         totalVI's joint latent generates RNA and protein), ``"all"`` or ``"none"`` (CAVACHON's
         objective). Measured on the DEV sets (1,500 cells, 3 seeds, z_hat_rna Leiden ARI):
         CITE-seq 0.823 without, 0.876 with the protein decoded (mean over 3 Leiden seeds);
-        SNARE-seq 0.410 without, 0.358 with ATAC decoded (one Leiden seed) (a sparse, weakly informative ATAC takes z_hat's capacity), so ATAC
-        is not decoded by default.
+        SNARE-seq 0.410 without, 0.358 with ATAC decoded (one Leiden seed; a sparse, weakly
+        informative ATAC takes z_hat's capacity), so ATAC is not decoded by default.
     """
 
     def __init__(

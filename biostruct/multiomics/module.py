@@ -161,6 +161,12 @@ class ComponentModule(nn.Module):
     ) -> torch.Tensor:
         return self.decoders[modality](torch.cat([z_hat, batch], -1))
 
+    def decode_ancestor_hidden(
+        self, modality: str, z_hat: torch.Tensor, batch: torch.Tensor
+    ) -> torch.Tensor:
+        """Hidden layer of the decoder of an ancestor's modality (``decode_ancestors``)."""
+        return self.ancestor_decoders[modality](torch.cat([z_hat, batch], -1))
+
 
 class _BatchPart(nn.Module):
     """Decoder of a sparse linear component: ``[z_hat, batch] -> batch``."""
@@ -419,7 +425,7 @@ class DAGModule(nn.Module):
                 recon = recon + self.graph.modalities[m].weight * ll
         for m in comp.ancestor_modalities:
             lik = comp.ancestor_likelihoods[m]
-            h = comp.ancestor_decoders[m](torch.cat([z_hat, batch], -1))
+            h = comp.decode_ancestor_hidden(m, z_hat, batch)
             ll = lik.log_likelihood(x[m], h, lik.auxiliary(x[m]))
             per_mod[m] = ll
             recon = recon + self.graph.modalities[m].weight * ll

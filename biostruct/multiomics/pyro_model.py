@@ -54,7 +54,7 @@ def component_model_guide(
             # decode_ancestors: z_hat also generates (some of) the ancestors' modalities
             for m in comp.ancestor_modalities:
                 lik = comp.ancestor_likelihoods[m]
-                h = comp.ancestor_decoders[m](torch.cat([z_hat, batch], -1))
+                h = comp.decode_ancestor_hidden(m, z_hat, batch)
                 d = lik.distribution(h, lik.auxiliary(x[m])).to_event(1)
                 pyro.sample(f"x_{m}_from_{component}", d, obs=lik.target(x[m]))
 
