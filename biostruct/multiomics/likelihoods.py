@@ -106,17 +106,23 @@ def nb_log_prob(x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor) -> torch
     """NB log-pmf in the mean / inverse-dispersion form, elementwise.
 
     Equal to ``pyro.distributions.NegativeBinomial(theta, logits=nb_logits(mu, theta))
-    .log_prob(x)`` (the tests check it) but about 2-3x faster on CPU, which matters because the
-    count likelihood dominates a training step.
+    .log_prob(x)`` (the tests check it) but several times faster on CPU, which matters because
+    the count likelihood dominates a training step. The three log-gamma terms vanish where
+    ``x == 0``, so they (and their gradients) are computed on the non-zero entries only: count
+    matrices are mostly zeros (6-15 % non-zero on the DEV sets), and lgamma/digamma are the
+    costliest elementwise passes.
     """
     log_theta_mu = torch.log(theta + mu + _EPS)
-    return (
-        torch.lgamma(x + theta)
-        - torch.lgamma(theta)
-        - torch.lgamma(x + 1.0)
-        + theta * (torch.log(theta + _EPS) - log_theta_mu)
-        + x * (torch.log(mu + _EPS) - log_theta_mu)
-    )
+    out = theta * (torch.log(theta + _EPS) - log_theta_mu)
+    out = out + x * (torch.log(mu + _EPS) - log_theta_mu)
+    xb = x.expand_as(out)
+    nz = torch.nonzero(xb, as_tuple=True)
+    if out.dim() == 0 or nz[0].numel() == 0:
+        return out
+    xv = xb[nz]
+    th = theta.expand_as(out)[nz]
+    gammas = torch.lgamma(xv + th) - torch.lgamma(th) - torch.lgamma(xv + 1.0)
+    return out.index_put(nz, gammas, accumulate=True)
 
 
 def zinb_log_prob(
