@@ -32,6 +32,7 @@ def dag_vae(
     encode_batch: bool = False,
     integration: str = "linear",
     decode_ancestors: str = "protein",
+    scale_encoder_input: bool = True,
     integrated_clusters: bool = True,
     leiden: bool = True,
     min_cluster_size: int | None = None,
@@ -70,7 +71,7 @@ def dag_vae(
         Seed of initialisation, data split, minibatch order and sampling.
     copy
         Work on a copy of ``mdata`` and return ``(copy, model)``.
-    n_layers, n_hidden, encode_batch, integration, decode_ancestors
+    n_layers, n_hidden, encode_batch, integration, decode_ancestors, scale_encoder_input
         Network settings, see :class:`~biostruct.multiomics.DAGVAE`.
     integrated_clusters
         Also compute integrated clusters of components with parents.
@@ -139,6 +140,7 @@ def dag_vae(
         encode_batch=encode_batch,
         integration=integration,
         decode_ancestors=decode_ancestors,
+        scale_encoder_input=scale_encoder_input,
         device=device,
         seed=seed,
         link_priors=link_priors,

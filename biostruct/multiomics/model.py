@@ -82,6 +82,13 @@ class DAGVAE:
         CITE-seq 0.823 without, 0.876 with the protein decoded (mean over 3 Leiden seeds);
         SNARE-seq 0.410 without, 0.358 with ATAC decoded (one Leiden seed; a sparse, weakly
         informative ATAC takes z_hat's capacity), so ATAC is not decoded by default.
+    scale_encoder_input
+        Standardise every feature of a count, protein or Gaussian modality (its mean and sd over
+        the cells, clipped at +-10 sd, as ``sc.pp.scale`` before a PCA) before the encoder; the
+        likelihoods still model the raw counts, and binarised ATAC is fed as it is. The
+        statistics are computed once from ``mdata`` and saved with the model. Measured on the
+        DEV sets (1,500 cells, 3 seeds, z_hat_rna Leiden ARI / NMI): CITE-seq 0.883 / 0.875
+        without, 0.918 / 0.904 with; SNARE-seq 0.431 / 0.537 without, 0.436 / 0.554 with.
     """
 
     def __init__(
@@ -101,6 +108,7 @@ class DAGVAE:
         seed: int = 0,
         link_priors: dict[str, Any] | None = None,
         decode_ancestors: str = "protein",
+        scale_encoder_input: bool = True,
     ) -> None:
         mods = as_modalities(mdata)
         roles = infer_roles(mods)
@@ -134,6 +142,7 @@ class DAGVAE:
             "integration": integration,
             "seed": seed,
             "decode_ancestors": decode_ancestors,
+            "scale_encoder_input": bool(scale_encoder_input),
         }
         self.n_features = {m: x.shape[1] for m, x in self.data.X.items()}
         self.var_names = {m: list(v) for m, v in self.data.var_names.items()}
@@ -155,7 +164,9 @@ class DAGVAE:
             integration=integration,
             links=candidates,
             decode_ancestors=decode_ancestors,
+            scale_inputs=scale_encoder_input,
         )
+        self.module.set_input_scaling(self.data)
         if self.graph.links:
             self.module.set_link_centers(self.data)
         self.module.to(self.device)
@@ -745,6 +756,7 @@ class DAGVAE:
             self.seed,
             integration=ia.get("integration", "linear"),  # models saved before it existed
             decode_ancestors=ia.get("decode_ancestors", "none"),
+            scale_inputs=ia.get("scale_encoder_input", False),
         )
         try:
             self.module.load_state_dict(state)

@@ -44,6 +44,24 @@ def mlp(n_in: int, widths: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class InputScaling(nn.Module):
+    """Per-feature standardisation of a modality's encoder input, clipped at +-10 sd.
+
+    The statistics are set from the data (:meth:`DAGModule.set_input_scaling`) and saved with
+    the weights. As ``sc.pp.scale`` before a PCA, it gives every feature the same weight in the
+    encoder's first layer, where log-normalised counts would let the few highly expressed
+    features dominate it; the likelihood still models the raw counts.
+    """
+
+    def __init__(self, n_features: int) -> None:
+        super().__init__()
+        self.register_buffer("center", torch.zeros(n_features))
+        self.register_buffer("scale", torch.ones(n_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x - self.center) / self.scale).clamp(-10.0, 10.0)
+
+
 @dataclass
 class LossTerms:
     """Per-cell terms of one component's objective (shape ``(n_cells,)`` each)."""
@@ -72,6 +90,7 @@ class ComponentModule(nn.Module):
         seed: int,
         integration: str = "linear",
         ancestor_modalities: Sequence[str] = (),
+        scale_inputs: bool = False,
     ) -> None:
         super().__init__()
         assert spec.n_latent and spec.n_clusters and spec.n_layers and spec.n_hidden
@@ -85,6 +104,15 @@ class ComponentModule(nn.Module):
         widths = [min(width * 2**i, 2048) for i in range(spec.n_layers)]  # e.g. 128, 256, 512
         self.preprocess = nn.ModuleDict(
             {m: nn.Linear(n_features[m], widths[-1]) for m in self.modalities}
+        )
+        # binarised (Bernoulli) inputs stay as they are: scaling a rare peak by 1/sd would
+        # blow up its few ones
+        self.input_scaling = nn.ModuleDict(
+            {
+                m: InputScaling(n_features[m])
+                for m in self.modalities
+                if scale_inputs and likelihoods[m] != "bernoulli"
+            }
         )
         n_enc_in = widths[-1] * len(self.modalities) + (n_batch if encode_batch else 0)
         self.encoder = mlp(n_enc_in, list(reversed(widths)))
@@ -142,13 +170,16 @@ class ComponentModule(nn.Module):
     def encode(
         self, x: Mapping[str, torch.Tensor], batch: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        parts = [
-            self.preprocess[m](self.likelihoods[m].encoder_input(x[m])) for m in self.modalities
-        ]
+        parts = [self.preprocess[m](self.encoder_input(m, x[m])) for m in self.modalities]
         if self.encode_batch:
             parts.append(batch)
         h = self.encoder(torch.cat(parts, -1))
         return self.enc_mu(h), self.enc_logvar(h).clamp(-12.0, 8.0)
+
+    def encoder_input(self, modality: str, x: torch.Tensor) -> torch.Tensor:
+        """The likelihood's transform of the data, standardised per feature where enabled."""
+        a = self.likelihoods[modality].encoder_input(x)
+        return self.input_scaling[modality](a) if modality in self.input_scaling else a
 
     def z_hat(
         self, z: torch.Tensor, parent_inputs: list[torch.Tensor], alpha: float
@@ -192,6 +223,7 @@ class DAGModule(nn.Module):
         integration: str = "linear",
         links: Mapping[str, LinkCandidates | None] | None = None,
         decode_ancestors: str = "protein",
+        scale_inputs: bool = False,
     ) -> None:
         super().__init__()
         if integration not in ("concat", "linear"):
@@ -240,6 +272,7 @@ class DAGModule(nn.Module):
                 seed + 101 * i,
                 integration,
                 list(dict.fromkeys(anc_mods)),
+                scale_inputs,
             )
         self._add_links(links or {})
 
@@ -255,6 +288,16 @@ class DAGModule(nn.Module):
             parent_lik = self.components[self.graph.component_of(lk.parent)].likelihoods
             n_parent = parent_lik[lk.parent].n_features
             comp.links[lk.parent] = LinkLayer(lk, n_child, candidates.get(lk.name), n_parent)
+
+    @torch.no_grad()
+    def set_input_scaling(self, data: Any) -> None:
+        """Set every :class:`InputScaling` from the mean and sd over the cells of ``data``."""
+        for comp in self.components.values():
+            for m, scaling in comp.input_scaling.items():
+                mean, sd = self._feature_stats(data, m)
+                scaling.center.copy_(mean)
+                # a feature that is constant over the cells carries nothing: leave it unscaled
+                scaling.scale.copy_(torch.where(sd > 1e-6, sd, torch.ones_like(sd)))
 
     @torch.no_grad()
     def set_link_centers(self, data: Any) -> None:
