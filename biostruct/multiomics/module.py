@@ -105,15 +105,6 @@ class ComponentModule(nn.Module):
         self.preprocess = nn.ModuleDict(
             {m: nn.Linear(n_features[m], widths[-1]) for m in self.modalities}
         )
-        # binarised (Bernoulli) inputs stay as they are: scaling a rare peak by 1/sd would
-        # blow up its few ones
-        self.input_scaling = nn.ModuleDict(
-            {
-                m: InputScaling(n_features[m])
-                for m in self.modalities
-                if scale_inputs and likelihoods[m] != "bernoulli"
-            }
-        )
         n_enc_in = widths[-1] * len(self.modalities) + (n_batch if encode_batch else 0)
         self.encoder = mlp(n_enc_in, list(reversed(widths)))
         self.enc_mu = nn.Linear(widths[0], d)
@@ -153,6 +144,13 @@ class ComponentModule(nn.Module):
             )
         self.likelihoods: Mapping[str, Likelihood] = nn.ModuleDict(
             {m: make_likelihood(likelihoods[m], n_features[m], head_in) for m in self.modalities}
+        )
+        self.input_scaling = nn.ModuleDict(
+            {
+                m: InputScaling(n_features[m])
+                for m in self.modalities
+                if scale_inputs and self.likelihoods[m].scale_encoder_input
+            }
         )
         # The ancestors' modalities, reconstructed from this component's z_hat as well, so that
         # the integrated latent keeps what it integrates (not only what the own data need).
