@@ -113,6 +113,12 @@ class DAGVAE:
         decode_ancestors: str = "protein",
         scale_encoder_input: bool = True,
     ) -> None:
+        if not isinstance(scale_encoder_input, (bool, np.bool_)):
+            raise ConfigError(
+                f"must be True or False, got {scale_encoder_input!r}.",
+                field="scale_encoder_input",
+                fix="scale_encoder_input=True (standardise the encoder input) or False.",
+            )
         mods = as_modalities(mdata)
         roles = infer_roles(mods)
         spec = default_graph(mods, roles) if graph is None else parse_graph(graph, roles)

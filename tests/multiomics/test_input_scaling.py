@@ -10,6 +10,7 @@ import pytest
 import scipy.sparse as sps
 import torch
 
+from biostruct.errors import ConfigError
 from biostruct.multiomics import DAGVAE
 
 N = 120
@@ -101,3 +102,8 @@ def test_scaling_is_saved_and_models_saved_before_it_load_unscaled(cite, tmp_pat
         reloaded.get_latent_representation("rna", "z_hat"),
         old.get_latent_representation("rna", "z_hat"),
     )
+
+
+def test_a_non_boolean_setting_is_refused(cite):
+    with pytest.raises(ConfigError, match="scale_encoder_input"):
+        DAGVAE(cite, _graph(), n_latent=3, scale_encoder_input="no")
