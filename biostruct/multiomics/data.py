@@ -17,7 +17,7 @@ import torch
 
 from biostruct.errors import InputError
 from biostruct.multiomics.graph import DAGSpec
-from biostruct.multiomics.likelihoods import _REGISTRY
+from biostruct.multiomics.likelihoods import _REGISTRY, register_nonzero
 
 __all__ = ["MultiomeData", "as_modalities", "filter_empty", "setup_data"]
 
@@ -102,10 +102,20 @@ class MultiomeData:
         Extra keys: ``"_batch"`` (batch one-hot) and ``"_idx"`` (the row indices).
         """
         mods = self.X if modalities is None else {m: self.X[m] for m in modalities}
-        out = {
-            m: torch.from_numpy(x[idx].toarray()).to(device, non_blocking=True)
-            for m, x in mods.items()
-        }
+        out = {}
+        for m, x in mods.items():
+            sub = x[idx]
+            dense = torch.from_numpy(sub.toarray()).to(device, non_blocking=True)
+            rows = np.repeat(np.arange(sub.shape[0]), np.diff(sub.indptr))
+            cols, keep = sub.indices, sub.data != 0
+            if not keep.all():
+                rows, cols = rows[keep], cols[keep]
+            register_nonzero(
+                dense,
+                torch.from_numpy(rows.astype(np.int64)).to(device),
+                torch.from_numpy(cols.astype(np.int64)).to(device),
+            )
+            out[m] = dense
         codes = torch.from_numpy(self.batch_codes[idx]).to(device)
         out["_batch"] = torch.nn.functional.one_hot(codes, self.n_batch).float()
         out["_idx"] = torch.from_numpy(np.asarray(idx, dtype=np.int64)).to(device)

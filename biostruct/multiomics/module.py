@@ -59,7 +59,8 @@ class InputScaling(nn.Module):
         self.register_buffer("scale", torch.ones(n_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return ((x - self.center) / self.scale).clamp(-10.0, 10.0)
+        inv = 1.0 / self.scale  # per feature: one fused pass over the batch instead of two
+        return torch.addcmul(-self.center * inv, x, inv).clamp_(-10.0, 10.0)
 
 
 @dataclass
