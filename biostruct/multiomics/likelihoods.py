@@ -127,7 +127,7 @@ def _nonzero(x: torch.Tensor, shape: torch.Size) -> tuple[torch.Tensor, ...]:
 _BINARY: WeakIdKeyDictionary = WeakIdKeyDictionary()
 
 
-def binarized(x: torch.Tensor) -> torch.Tensor:
+def _binarized(x: torch.Tensor) -> torch.Tensor:
     """``(x > 0)`` as ``x``'s dtype, computed once per tensor (built from the registered
     non-zeros where known). Treat the result as read-only."""
     out = _BINARY.get(x)
@@ -385,15 +385,15 @@ class BernoulliLikelihood(Likelihood):
         nn.init.constant_(self.logit_head.bias, -3.0)
 
     def target(self, x: torch.Tensor) -> torch.Tensor:
-        return binarized(x)
+        return _binarized(x)
 
     def encoder_input(self, x: torch.Tensor) -> torch.Tensor:
-        return binarized(x)
+        return _binarized(x)
 
     def auxiliary(self, x: torch.Tensor) -> torch.Tensor:
         # scale so that the initial weights see a fraction, not a count
         w = self.cell_head.weight * (100.0 / self.n_features)
-        return F.linear(binarized(x), w, self.cell_head.bias)
+        return F.linear(_binarized(x), w, self.cell_head.bias)
 
     def _log_probs(self, h: torch.Tensor, aux: torch.Tensor | None) -> torch.Tensor:
         """log p, with p kept in [1e-6, 1 - 1e-6]."""

@@ -160,12 +160,21 @@ def test_minibatch_registers_the_csr_nonzeros():
     m = sp.csr_matrix(dense)
     m.data[0] = 0.0  # an explicitly stored zero is not a non-zero
     data = MultiomeData(
-        {"rna": m}, None, None, np.zeros(N, dtype=np.int64), ["b"], None  # type: ignore[arg-type]
+        {"rna": m},
+        None,
+        None,
+        np.zeros(N, dtype=np.int64),
+        ["b"],
+        None,  # type: ignore[arg-type]
     )
     b = data.minibatch(np.array([1, 3, 4]), torch.device("cpu"), ["rna"])
     rows, cols = _NONZERO[b["rna"]]
     got = sorted(zip(rows.tolist(), cols.tolist()))
     assert got == sorted(map(tuple, torch.nonzero(b["rna"]).tolist()))
+    # a Bernoulli modality's binarised batch is built from them, once per batch
+    binary = BernoulliLikelihood(G, H).encoder_input(b["rna"])
+    torch.testing.assert_close(binary, (b["rna"] > 0).float())
+    assert BernoulliLikelihood(G, H).target(b["rna"]) is binary
 
 
 def test_bernoulli_closed_form_gradients_match_autograd():
