@@ -153,6 +153,11 @@ TRIED = [
     "default. The SNARE-seq subsample's ATAC carries no label signal whatever the peaks: ATAC "
     "LSI ARI 0.014 on the 3,000 most open peaks, 0.007 on the 2,638 open in >= 1 % of the "
     "1,500 cells, 0.008 on the 10,291 open in >= 0.25 %, so integration cannot add 0.03 there.",
+    "Same session, all 10,309 SNARE-seq cells (benchmarks/multiomics_snareseq.py, 25 epochs, "
+    "seeds 0-2): integrated z_hat 0.398/0.369/0.420 vs RNA-only 0.400/0.389/0.397, so the "
+    "earlier single-seed +0.029 at full scale was noise. ATAC-only component with a TF-IDF "
+    "encoder input (log1p of tf x idf x 1e4, as LSI weights peaks) instead of the binarised "
+    "peaks: 0.165/0.049 vs 0.194/0.188 (seeds 0/1, this table's scorer); not kept.",
 ]
 
 
