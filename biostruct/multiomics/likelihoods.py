@@ -17,6 +17,7 @@ the modality's features:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pyro.distributions as dist
 import torch
@@ -107,37 +108,42 @@ class _LibraryMixin:
 
 
 #: non-zero coordinates of minibatch tensors densified from sparse matrices (the CSR structure
-#: gives them for free; ``torch.nonzero`` costs as much as a third of the NB term on CPU)
+#: gives them for free; ``torch.nonzero`` costs as much as a third of the NB term on CPU), and
+#: binarised copies of them (the encoder input, the cell factor and the likelihood of a Bernoulli
+#: modality all read it; one comparison pass over a peaks-wide batch costs as much as a matrix
+#: product there). Each entry holds the tensor's version counter when it was stored, so an
+#: in-place change of the tensor invalidates it.
 _NONZERO: WeakIdKeyDictionary = WeakIdKeyDictionary()
+_BINARY: WeakIdKeyDictionary = WeakIdKeyDictionary()
+
+
+def _cached(store: WeakIdKeyDictionary, x: torch.Tensor) -> Any:
+    entry = store.get(x)
+    return entry[1] if entry is not None and entry[0] == x._version else None
 
 
 def register_nonzero(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> None:
-    """Record that the non-zero entries of the 2-D tensor ``x`` are exactly at (rows, cols)."""
-    _NONZERO[x] = (rows, cols)
+    """Record that the non-zero entries of the 2-D tensor ``x`` are exactly at (rows, cols)
+    (forgotten once ``x`` is changed in place)."""
+    _NONZERO[x] = (x._version, (rows, cols))
 
 
 def _nonzero(x: torch.Tensor, shape: torch.Size) -> tuple[torch.Tensor, ...]:
-    known = _NONZERO.get(x) if x.shape == shape else None
+    known = _cached(_NONZERO, x) if x.shape == shape else None
     return known if known is not None else torch.nonzero(x.expand(shape), as_tuple=True)
-
-
-#: binarised copies of minibatch tensors (the encoder input, the cell factor and the likelihood
-#: of a Bernoulli modality all read it; one comparison pass over a peaks-wide batch costs as
-#: much as a matrix product there)
-_BINARY: WeakIdKeyDictionary = WeakIdKeyDictionary()
 
 
 def _binarized(x: torch.Tensor) -> torch.Tensor:
     """``(x > 0)`` as ``x``'s dtype, computed once per tensor (built from the registered
     non-zeros where known). Treat the result as read-only."""
-    out = _BINARY.get(x)
+    out = _cached(_BINARY, x)
     if out is None:
-        known = _NONZERO.get(x) if x.dim() == 2 else None
+        known = _cached(_NONZERO, x) if x.dim() == 2 else None
         if known is not None:
             out = torch.zeros_like(x).index_put_(known, x.new_ones(()))
         else:
             out = (x > 0).to(x.dtype)
-        _BINARY[x] = out
+        _BINARY[x] = (x._version, out)
     return out
 
 
@@ -154,6 +160,8 @@ def _nb_parts(
     log NB = theta log theta + x log mu - (theta + x) log(theta + mu)
     + lgamma(x + theta) - lgamma(theta) - lgamma(x + 1), the last three on the non-zeros only.
     """
+    # every elementwise term, and the in-place updates below, take the full broadcast shape
+    mu = mu.expand(torch.broadcast_shapes(x.shape, mu.shape, theta.shape))
     theta_eps = theta + _EPS
     log_theta = torch.log(theta_eps)
     t = mu + theta_eps
@@ -175,7 +183,7 @@ def _nb_parts(
         out = out.index_put_(nz, gammas, accumulate=True)
     if not grad:
         return out, None, None, nz
-    r = theta_x.div_(t)
+    r = torch.div(theta_x, t)  # not in place: x may be smaller than the broadcast shape
     d_mu = torch.div(x, mu_eps).sub_(r)
     d_theta = (log_theta + theta / theta_eps - log_t).sub_(r)
     if has_nz:
@@ -200,7 +208,7 @@ class _CountLogProb(torch.autograd.Function):
             out, w, d_gate = _zero_inflate(nz, out, gate_logits, grad=True)
             d_mu.mul_(w)
             d_theta.mul_(w)
-        ctx.theta_shape = theta.shape
+        ctx.shapes = (mu.shape, theta.shape, None if gate_logits is None else gate_logits.shape)
         ctx.save_for_backward(d_mu, d_theta, d_gate)
         return out
 
@@ -209,9 +217,11 @@ class _CountLogProb(torch.autograd.Function):
     def backward(ctx, grad):  # type: ignore[override]
         d_mu, d_theta, d_gate = ctx.saved_tensors
         need = ctx.needs_input_grad
-        g_mu = grad * d_mu if need[1] else None
-        g_theta = (grad * d_theta).sum_to_size(ctx.theta_shape) if need[2] else None
-        g_gate = grad * d_gate if d_gate is not None and need[3] else None
+        mu_shape, theta_shape, gate_shape = ctx.shapes
+        # the derivatives have the broadcast shape; each input gets them summed to its own
+        g_mu = (grad * d_mu).sum_to_size(mu_shape) if need[1] else None
+        g_theta = (grad * d_theta).sum_to_size(theta_shape) if need[2] else None
+        g_gate = (grad * d_gate).sum_to_size(gate_shape) if d_gate is not None and need[3] else None
         return None, g_mu, g_theta, g_gate
 
 
@@ -271,6 +281,8 @@ def zinb_log_prob(
     if x.dim() == 0 and mu.dim() == 0 and gate_logits.dim() == 0:
         one = (x.reshape(1), mu.reshape(1), theta.reshape(-1), gate_logits.reshape(1))
         return zinb_log_prob(*one).reshape(())
+    shape = torch.broadcast_shapes(x.shape, mu.shape, theta.shape, gate_logits.shape)
+    mu = mu.expand(shape)  # the zero-inflation works on the non-zeros of the full shape
     if _needs_grad(mu, theta, gate_logits):
         return _CountLogProb.apply(x, mu, theta, gate_logits)
     nb, _, _, nz = _nb_parts(x, mu, theta, grad=False)
