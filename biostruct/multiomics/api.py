@@ -33,6 +33,7 @@ def dag_vae(
     integration: str = "linear",
     decode_ancestors: str = "protein",
     scale_encoder_input: bool = True,
+    encoder_dropout: float = 0.0,
     integrated_clusters: bool = True,
     leiden: bool = True,
     min_cluster_size: int | None = None,
@@ -71,8 +72,10 @@ def dag_vae(
         Seed of initialisation, data split, minibatch order and sampling.
     copy
         Work on a copy of ``mdata`` and return ``(copy, model)``.
-    n_layers, n_hidden, encode_batch, integration, decode_ancestors, scale_encoder_input
+    n_layers, n_hidden, encode_batch, integration, decode_ancestors
         Network settings, see :class:`~biostruct.multiomics.DAGVAE`.
+    scale_encoder_input, encoder_dropout
+        Encoder settings, see :class:`~biostruct.multiomics.DAGVAE`.
     integrated_clusters
         Also compute integrated clusters of components with parents.
     leiden
@@ -141,6 +144,7 @@ def dag_vae(
         integration=integration,
         decode_ancestors=decode_ancestors,
         scale_encoder_input=scale_encoder_input,
+        encoder_dropout=encoder_dropout,
         device=device,
         seed=seed,
         link_priors=link_priors,

@@ -92,6 +92,13 @@ class DAGVAE:
         0.869); SNARE-seq 0.431 / 0.537 without, 0.432 / 0.556 with, and the RNA-only model
         0.311 / 0.468 -> 0.429 / 0.559. Standardising the binarised ATAC as well did not help
         (all SNARE-seq cells: integrated ARI 0.398 vs 0.406).
+    encoder_dropout
+        Dropout rate after every hidden layer of the encoders (as scvi-tools' encoders use
+        0.1), active only in the training steps of the component being trained: validation,
+        the frozen ancestors' posteriors and every latent read afterwards see all units.
+        Default 0: on 550-cell DEV subsamples (the size of small labelled sets; 3 seeds,
+        z_hat_rna Leiden ARI) 0.1 gave CITE-seq 0.908 vs 0.882 but SNARE-seq 0.370 vs 0.398,
+        and the RNA-only models 0.604 vs 0.646 (CITE-seq) and 0.407 vs 0.419 (SNARE-seq).
     """
 
     def __init__(
@@ -112,7 +119,14 @@ class DAGVAE:
         link_priors: dict[str, Any] | None = None,
         decode_ancestors: str = "protein",
         scale_encoder_input: bool = True,
+        encoder_dropout: float = 0.0,
     ) -> None:
+        if not 0.0 <= float(encoder_dropout) < 1.0:
+            raise ConfigError(
+                f"must be in [0, 1), got {encoder_dropout!r}.",
+                field="encoder_dropout",
+                fix="e.g. encoder_dropout=0.1 (0 switches dropout off).",
+            )
         if not isinstance(scale_encoder_input, (bool, np.bool_)):
             raise ConfigError(
                 f"must be True or False, got {scale_encoder_input!r}.",
@@ -152,6 +166,7 @@ class DAGVAE:
             "seed": seed,
             "decode_ancestors": decode_ancestors,
             "scale_encoder_input": bool(scale_encoder_input),
+            "encoder_dropout": float(encoder_dropout),
         }
         self.n_features = {m: x.shape[1] for m, x in self.data.X.items()}
         self.var_names = {m: list(v) for m, v in self.data.var_names.items()}
@@ -174,6 +189,7 @@ class DAGVAE:
             links=candidates,
             decode_ancestors=decode_ancestors,
             scale_inputs=scale_encoder_input,
+            encoder_dropout=float(encoder_dropout),
         )
         self.module.set_input_scaling(self.data)
         if self.graph.links:
@@ -766,6 +782,7 @@ class DAGVAE:
             integration=ia.get("integration", "linear"),  # models saved before it existed
             decode_ancestors=ia.get("decode_ancestors", "none"),
             scale_inputs=ia.get("scale_encoder_input", False),
+            encoder_dropout=float(ia.get("encoder_dropout", 0.0)),
         )
         try:
             self.module.load_state_dict(state)

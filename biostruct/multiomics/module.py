@@ -35,11 +35,13 @@ from biostruct.multiomics.sparse import SparseLoadings
 __all__ = ["ComponentModule", "DAGModule", "LossTerms", "mlp"]
 
 
-def mlp(n_in: int, widths: list[int]) -> nn.Sequential:
-    """Dense -> LayerNorm -> SiLU blocks (CAVACHON's backbone, swish activation)."""
+def mlp(n_in: int, widths: list[int], dropout: float = 0.0) -> nn.Sequential:
+    """Dense -> LayerNorm -> SiLU (-> Dropout) blocks (CAVACHON's backbone, swish activation)."""
     layers: list[nn.Module] = []
     for w in widths:
         layers += [nn.Linear(n_in, w), nn.LayerNorm(w), nn.SiLU()]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
         n_in = w
     return nn.Sequential(*layers)
 
@@ -92,6 +94,7 @@ class ComponentModule(nn.Module):
         integration: str = "linear",
         ancestor_modalities: Sequence[str] = (),
         scale_inputs: bool = False,
+        encoder_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         assert spec.n_latent and spec.n_clusters and spec.n_layers and spec.n_hidden
@@ -107,7 +110,7 @@ class ComponentModule(nn.Module):
             {m: nn.Linear(n_features[m], widths[-1]) for m in self.modalities}
         )
         n_enc_in = widths[-1] * len(self.modalities) + (n_batch if encode_batch else 0)
-        self.encoder = mlp(n_enc_in, list(reversed(widths)))
+        self.encoder = mlp(n_enc_in, list(reversed(widths)), encoder_dropout)
         self.enc_mu = nn.Linear(widths[0], d)
         self.enc_logvar = nn.Linear(widths[0], d)
         self.prior = MixturePrior(spec.n_clusters, d, seed=seed)
@@ -223,6 +226,7 @@ class DAGModule(nn.Module):
         links: Mapping[str, LinkCandidates | None] | None = None,
         decode_ancestors: str = "protein",
         scale_inputs: bool = False,
+        encoder_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if integration not in ("concat", "linear"):
@@ -272,6 +276,7 @@ class DAGModule(nn.Module):
                 integration,
                 list(dict.fromkeys(anc_mods)),
                 scale_inputs,
+                encoder_dropout,
             )
         self._add_links(links or {})
 

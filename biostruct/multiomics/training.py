@@ -17,10 +17,10 @@ Adam optimiser over its own parameters only.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -123,6 +123,18 @@ def _progress(enabled: bool, total: int, component: str):
     return tqdm(total=total, desc=f"dag_vae [{component}]", unit="epoch", leave=True)
 
 
+@contextmanager
+def evaluating(module: torch.nn.Module) -> Iterator[None]:
+    """Evaluation mode (no dropout) inside the block; every submodule's mode restored after."""
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
 @torch.no_grad()
 def evaluate_component(
     module: DAGModule,
@@ -137,12 +149,13 @@ def evaluate_component(
     sums = {"elbo": 0.0, "recon": 0.0, "kl": 0.0}
     n = 0
     mods, cache = _inputs(module, data, component, device, ancestor_cache)
-    for b in data.iterate(idx, batch_size, device, shuffle=False, modalities=mods):
-        t = module.component_loss(component, b, b["_batch"], ancestor_stats=_take(cache, b))
-        sums["elbo"] += float(t.elbo.sum())
-        sums["recon"] += float(t.recon.sum())
-        sums["kl"] += float(t.kl_gmm.sum())
-        n += t.recon.shape[0]
+    with evaluating(module):
+        for b in data.iterate(idx, batch_size, device, shuffle=False, modalities=mods):
+            t = module.component_loss(component, b, b["_batch"], ancestor_stats=_take(cache, b))
+            sums["elbo"] += float(t.elbo.sum())
+            sums["recon"] += float(t.recon.sum())
+            sums["kl"] += float(t.kl_gmm.sum())
+            n += t.recon.shape[0]
     return {k: v / max(n, 1) for k, v in sums.items()}
 
 
@@ -160,10 +173,11 @@ def ancestor_posteriors(
         mus, lvs = [], []
         comp = module.components[p]
         mods = list(comp.modalities)
-        for b in data.iterate(np.arange(data.n_cells), 1024, device, False, modalities=mods):
-            mu, lv = comp.encode(b, b["_batch"])
-            mus.append(mu)
-            lvs.append(lv)
+        with evaluating(comp):
+            for b in data.iterate(np.arange(data.n_cells), 1024, device, False, modalities=mods):
+                mu, lv = comp.encode(b, b["_batch"])
+                mus.append(mu)
+                lvs.append(lv)
         out[p] = (torch.cat(mus), torch.cat(lvs))
     return out
 
@@ -180,6 +194,11 @@ def _inputs(
     comp = module.components[component]
     mods = list(comp.modalities) + comp.ancestor_modalities + module.link_inputs(component)
     return list(dict.fromkeys(mods)), cache
+
+
+def _snapshot(comp: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the weights (tensor clones: several times faster than ``copy.deepcopy``)."""
+    return {k: v.detach().clone() for k, v in comp.state_dict().items()}
 
 
 def _take(
@@ -201,10 +220,11 @@ def posterior_means(
     means, variances = [], []
     comp = module.components[component]
     mods = list(comp.modalities)
-    for b in data.iterate(idx, batch_size, device, shuffle=False, modalities=mods):
-        mu, logvar = comp.encode(b, b["_batch"])
-        means.append(mu.cpu().numpy())
-        variances.append(logvar.exp().cpu().numpy())
+    with evaluating(comp):
+        for b in data.iterate(idx, batch_size, device, shuffle=False, modalities=mods):
+            mu, logvar = comp.encode(b, b["_batch"])
+            means.append(mu.cpu().numpy())
+            variances.append(logvar.exp().cpu().numpy())
     return np.concatenate(means, 0), np.concatenate(variances, 0)
 
 
@@ -254,7 +274,7 @@ def train_component(
             "its stopping point is noisy (raise validation_fraction or use more cells)."
         )
     bar = _progress(cfg.progress, len(plan), component)
-    last_good = copy.deepcopy(comp.state_dict())
+    last_good = _snapshot(comp)
     diverged = False
     best_epoch = -1
     epoch = -1
@@ -345,7 +365,7 @@ def train_component(
             )
             epoch -= 1
             break
-        last_good = copy.deepcopy(comp.state_dict())
+        last_good = _snapshot(comp)
         bar.update(1)
         if use_val:
             bar.set_postfix_str(f"{phase} val ELBO {rec['val_elbo']:.1f}", refresh=False)

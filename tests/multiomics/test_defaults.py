@@ -216,3 +216,45 @@ def test_concat_integration_keeps_parent_dims(tmp_path):
     assert np.isfinite(z_prot).all()
     with pytest.raises(ConfigError, match="integration"):
         DAGVAE(md, integration="sum")
+
+
+def test_encoder_dropout_acts_only_while_a_component_trains(tmp_path, monkeypatch):
+    """Dropout in the encoder regularises the training steps only: the validation ELBO, the
+    frozen ancestors' posteriors and the k-means initialisation see every unit, the latents
+    read afterwards are deterministic, and the setting survives save/load."""
+    import torch
+
+    import biostruct.multiomics.module as mod
+
+    md = _cite()
+    model = DAGVAE(md, n_latent=2, n_hidden=8, n_layers=1, encoder_dropout=0.5, seed=0)
+    drops = {
+        c: [m for m in comp.modules() if isinstance(m, torch.nn.Dropout)]
+        for c, comp in model.module.components.items()
+    }
+    assert all(drops.values()) and all(d.p == 0.5 for ds in drops.values() for d in ds)
+    modes: dict[bool, set[bool]] = {True: set(), False: set()}
+    real_loss = mod.DAGModule.component_loss
+    real_encode = mod.ComponentModule.encode
+
+    def loss(self, component, *a, **k):
+        modes[torch.is_grad_enabled()].update(d.training for d in drops[component])
+        return real_loss(self, component, *a, **k)
+
+    def encode(self, *a, **k):
+        if not torch.is_grad_enabled():  # ancestors' posteriors, k-means init, latents
+            modes[False].update(d.training for d in drops[self.name])
+        return real_encode(self, *a, **k)
+
+    monkeypatch.setattr(mod.DAGModule, "component_loss", loss)
+    monkeypatch.setattr(mod.ComponentModule, "encode", encode)
+    model.train(max_epochs=4, progress=False, validation_fraction=0.2, batch_size=32)
+    assert modes[True] == {True}  # every training step drops units
+    assert modes[False] == {False}  # no evaluation does
+    z1 = model.get_latent_representation("rna", "z_hat")
+    np.testing.assert_array_equal(z1, model.get_latent_representation("rna", "z_hat"))
+    back = DAGVAE.load(model.save(tmp_path / "m"), md)
+    assert back.init_args["encoder_dropout"] == 0.5
+    np.testing.assert_allclose(back.get_latent_representation("rna", "z_hat"), z1, rtol=1e-5)
+    with pytest.raises(ConfigError, match="encoder_dropout"):
+        DAGVAE(md, encoder_dropout=1.0)
