@@ -121,7 +121,8 @@ class DAGVAE:
         scale_encoder_input: bool = True,
         encoder_dropout: float = 0.0,
     ) -> None:
-        if not 0.0 <= float(encoder_dropout) < 1.0:
+        rate_ok = isinstance(encoder_dropout, (int, float, np.floating, np.integer))
+        if isinstance(encoder_dropout, bool) or not rate_ok or not 0.0 <= encoder_dropout < 1.0:
             raise ConfigError(
                 f"must be in [0, 1), got {encoder_dropout!r}.",
                 field="encoder_dropout",

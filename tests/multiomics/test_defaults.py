@@ -256,5 +256,6 @@ def test_encoder_dropout_acts_only_while_a_component_trains(tmp_path, monkeypatc
     back = DAGVAE.load(model.save(tmp_path / "m"), md)
     assert back.init_args["encoder_dropout"] == 0.5
     np.testing.assert_allclose(back.get_latent_representation("rna", "z_hat"), z1, rtol=1e-5)
-    with pytest.raises(ConfigError, match="encoder_dropout"):
-        DAGVAE(md, encoder_dropout=1.0)
+    for bad in (1.0, -0.1, "0.1", None, True):
+        with pytest.raises(ConfigError, match="encoder_dropout"):
+            DAGVAE(md, encoder_dropout=bad)
