@@ -44,9 +44,10 @@ Without scvi-tools those rows are written as skipped. Usage::
     python benchmarks/multiomics_dev.py --quick --cells 550   # the size of small labelled sets
     python benchmarks/multiomics_dev.py --datasets pbmc10k_cite_scmdc --methods dagvae,pca
     python benchmarks/multiomics_dev.py --merge --methods totalvi   # add rows to an earlier run
+    python benchmarks/multiomics_dev.py --quick --cells 550 --subsamples 0,1,2  # 3 random subsets
 
-Writes ``reports/benchmarks/multiomics_dev{_quick,_quick_<cells>}.{json,md}`` atomically after each
-row group:
+Writes ``reports/benchmarks/multiomics_dev{_quick,_quick_<cells>}{,_subs<k>}.{json,md}`` atomically
+after each row group (``_subs<k>``: ``--subsamples`` other than ``0``, k subsets):
 ``{"meta": {...}, "rows": [{"dataset", "method", "latent", "seed", "ari", "nmi",
 "ari_label_free", "knn_purity", "train_seconds", "seconds_per_epoch", "peak_rss_mb", ...}]}``.
 """
@@ -295,7 +296,7 @@ def run_dagvae(task: dict) -> list[dict]:
     from biostruct.multiomics import DAGVAE
 
     torch.set_num_threads(1)
-    md = load(task["dataset"], task["quick"])
+    md = load(task["dataset"], task["quick"], task.get("subsample", 0))
     labels = md.obs["label"].to_numpy()
     mods = dict(md.mod) if task["method"] == "dagvae" else {"rna": md.mod["rna"]}
     kw = dict(task.get("train", {}))
@@ -391,7 +392,7 @@ def _unit(block):
 def run_pca(task: dict) -> list[dict]:
     import numpy as np
 
-    md = load(task["dataset"], task["quick"])
+    md = load(task["dataset"], task["quick"], task.get("subsample", 0))
     labels = md.obs["label"].to_numpy()
     rows = []
     t0 = time.perf_counter()
@@ -428,7 +429,7 @@ def run_scvi(task: dict) -> list[dict]:
         import scvi
     except ImportError as err:
         return [{"skipped": f"scvi-tools not importable ({err}); see the module docstring"}]
-    md = load(task["dataset"], task["quick"])
+    md = load(task["dataset"], task["quick"], task.get("subsample", 0))
     labels = md.obs["label"].to_numpy()
     scvi.settings.seed = task["seed"]
     scvi.settings.dl_num_workers = 0
@@ -512,7 +513,10 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def summarise(rows: list[dict]) -> list[dict]:
-    """Mean and sd over seeds per (dataset, method, latent)."""
+    """Mean and sd over seeds (and subsamples) per (dataset, method, latent).
+
+    ``ari_per_subsample``: the mean ARI over seeds of each subsample, in subsample order.
+    """
     import numpy as np
 
     groups: dict[tuple, list[dict]] = {}
@@ -537,6 +541,10 @@ def summarise(rows: list[dict]) -> list[dict]:
             v = [r[k] for r in rs if r.get(k) is not None]
             s[k] = float(np.mean(v)) if v else None
             s[k + "_sd"] = float(np.std(v)) if len(v) > 1 else None
+        subs = sorted({r.get("subsample", 0) for r in rs})
+        s["ari_per_subsample"] = [
+            float(np.mean([r["ari"] for r in rs if r.get("subsample", 0) == k])) for k in subs
+        ]
         out.append(s)
     return out
 
@@ -549,7 +557,7 @@ def targets(summary: list[dict], dataset: str) -> list[str]:
         return []
     o = ours[0]
     others = [s for s in rows if s["method"] not in ("dagvae", "dagvae_rna_only")]
-    lines = [f"Targets on `{dataset}` (DAG-VAE `{o['latent']}`, mean over {o['n_seeds']} seeds):"]
+    lines = [f"Targets on `{dataset}` (DAG-VAE `{o['latent']}`, mean over {o['n_seeds']} runs):"]
     for metric in ("ari", "nmi"):
         if others:
             best = max(others, key=lambda s: s[metric])
@@ -579,6 +587,8 @@ def targets(summary: list[dict], dataset: str) -> list[str]:
 def to_markdown(result: dict) -> str:
     m = result["meta"]
     summary = summarise(result["rows"])
+    subsamples = m.get("subsamples", [0])
+    multi = len(subsamples) > 1
 
     def f(v, sd=None):
         if v is None:
@@ -590,6 +600,14 @@ def to_markdown(result: dict) -> str:
         "",
         f"Command: `{m['command']}`  ",
         f"Host: {m['host']}; torch threads 1; {'QUICK run: ' + m['quick_note'] if m['quick'] else 'full data'}.",
+        *(
+            [
+                f"Subsamples (random cell subsets, seeds {subsamples}): every method runs on "
+                "each; runs = model seeds x subsamples; the mean is over all runs."
+            ]
+            if multi
+            else []
+        ),
         *([f"Note: {m['note']}"] if m.get("note") else []),
         "",
     ]
@@ -601,17 +619,20 @@ def to_markdown(result: dict) -> str:
             f"{info.get('n_cells', '?')} cells; features {info.get('n_features', '?')}; "
             f"{info.get('n_labels', '?')} labels.",
             "",
-            "| method | latent | seeds | ARI (best res) | NMI (best res) | ARI label-free | "
-            "NMI label-free | kNN purity | train s | s/epoch | peak RSS MB |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "| method | latent | runs | ARI (best res) | NMI (best res) | ARI label-free | "
+            "NMI label-free | kNN purity | train s | s/epoch | peak RSS MB |"
+            + (" ARI per subsample |" if multi else ""),
+            "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if multi else ""),
         ]
         for s in [s for s in summary if s["dataset"] == d]:
+            per_sub = " / ".join(f"{v:.3f}" for v in s["ari_per_subsample"])
             lines.append(
                 f"| {s['method']} | {s['latent']}{' (integrated)' if s['integrated'] else ''} | "
                 f"{s['n_seeds']} | {f(s['ari'], s['ari_sd'])} | {f(s['nmi'], s['nmi_sd'])} | "
                 f"{f(s['ari_label_free'], s['ari_label_free_sd'])} | "
                 f"{f(s['nmi_label_free'], s['nmi_label_free_sd'])} | {f(s['knn_purity'])} | "
                 f"{f(s['train_seconds'])} | {f(s['seconds_per_epoch'])} | {f(s['peak_rss_mb'])} |"
+                + (f" {per_sub} |" if multi else "")
             )
         for r in result["rows"]:
             if r.get("dataset") == d and "skipped" in r:
@@ -654,6 +675,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--methods", default=",".join(METHODS), help=f"subset of {METHODS}")
     ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument(
+        "--subsamples",
+        default="0",
+        help="seeds of the random cell subsets of --quick, e.g. 0,1,2 (every method on each)",
+    )
     ap.add_argument("--scvi-max-epochs", type=int, default=None, help="cap scvi-tools' epochs")
     ap.add_argument("--merge", action="store_true", help="keep other rows of an earlier run")
     ap.add_argument("--note", default=None, help="a line for the report (e.g. machine load)")
@@ -685,7 +711,12 @@ def main(argv: list[str] | None = None) -> int:
     datasets = args.datasets.split(",")
     methods = args.methods.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
-    name = _report_name(args.quick, quick)
+    subsamples = [int(s) for s in args.subsamples.split(",")]
+    if subsamples != [0] and not args.quick:
+        raise SystemExit("--subsamples needs --quick (the full data has one subset: all cells)")
+    name = _report_name(args.quick, quick) + (
+        f"_subs{len(subsamples)}" if subsamples != [0] else ""
+    )
     out = Path(args.out)
     command = "python benchmarks/multiomics_dev.py " + " ".join(argv or sys.argv[1:])
     meta = {
@@ -694,6 +725,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick_note": f"{quick} random cells per dataset (seed 0), every model at its "
         "defaults (no epoch cap beyond the defaults)",
         "cells": quick,
+        "subsamples": subsamples,
         "datasets": datasets,
         "host": f"{platform.node()} ({os.cpu_count()} CPUs)",
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -710,6 +742,7 @@ def main(argv: list[str] | None = None) -> int:
                 r.get("dataset") in datasets
                 and (r.get("_group") or r.get("method")) in methods
                 and r.get("seed") in seeds
+                and r.get("subsample", 0) in subsamples
             )
         ]
         rows = keep
@@ -725,30 +758,40 @@ def main(argv: list[str] | None = None) -> int:
             "n_labels": int(md.obs["label"].nunique()),
         }
         del md
-        for method in methods:
-            for seed in seeds if method != "pca" else [0]:
-                task = {
-                    "dataset": d,
-                    "method": method,
-                    "seed": seed,
-                    "quick": quick,
-                    "max_epochs": args.scvi_max_epochs,
-                }
-                print(f"[{time.perf_counter() - t0:6.0f}s] {d} {method} seed {seed}", flush=True)
-                res = run_isolated(task)
-                for r in res:
-                    r["_group"] = method
-                    if "skipped" in r:
-                        print(f"  skipped: {r['skipped']}\n{r.get('trace', '')}", flush=True)
-                    else:
-                        print(
-                            f"  {r['method']:16s} {r['latent']:12s} ARI {r['ari']:.3f} "
-                            f"NMI {r['nmi']:.3f} label-free {r['ari_label_free']:.3f} "
-                            f"purity {r['knn_purity']:.3f} train {r['train_seconds']:.0f} s",
-                            flush=True,
-                        )
-                rows.extend(res)
-                _write(out, name, {"meta": meta, "rows": rows})
+        runs = [
+            (sub, method, seed)
+            for sub in subsamples
+            for method in methods
+            for seed in (seeds if method != "pca" else [0])
+        ]
+        for sub, method, seed in runs:
+            task = {
+                "dataset": d,
+                "method": method,
+                "seed": seed,
+                "quick": quick,
+                "subsample": sub,
+                "max_epochs": args.scvi_max_epochs,
+            }
+            print(
+                f"[{time.perf_counter() - t0:6.0f}s] {d} subsample {sub} {method} seed {seed}",
+                flush=True,
+            )
+            res = run_isolated(task)
+            for r in res:
+                r["_group"] = method
+                r["subsample"] = sub
+                if "skipped" in r:
+                    print(f"  skipped: {r['skipped']}\n{r.get('trace', '')}", flush=True)
+                else:
+                    print(
+                        f"  {r['method']:16s} {r['latent']:12s} ARI {r['ari']:.3f} "
+                        f"NMI {r['nmi']:.3f} label-free {r['ari_label_free']:.3f} "
+                        f"purity {r['knn_purity']:.3f} train {r['train_seconds']:.0f} s",
+                        flush=True,
+                    )
+            rows.extend(res)
+            _write(out, name, {"meta": meta, "rows": rows})
     meta["total_seconds"] = time.perf_counter() - t0
     _write(out, name, {"meta": meta, "rows": rows})
     print(f"wrote {out / name}.{{json,md}} in {time.perf_counter() - t0:.0f} s")

@@ -13,6 +13,7 @@ import torch
 from biostruct.errors import InputError
 from biostruct.multiomics.data import MultiomeData
 from biostruct.multiomics.module import DAGModule
+from biostruct.multiomics.training import evaluating
 
 __all__ = [
     "bayes_factor_table",
@@ -36,14 +37,14 @@ def latents(
     """Posterior means of z, log-variances, and z_hat for ``component`` (and its ancestors)."""
     needed = module.needed(component)
     zs: dict[str, list[np.ndarray]] = {"z": [], "logvar": [], "z_hat": []}
-    module.eval()
-    for b in data.iterate(np.arange(data.n_cells), batch_size, device, shuffle=False):
-        enc = module.encode_all(b, b["_batch"], needed)
-        z = {c: mu for c, (mu, _) in enc.items()}
-        zh = module.propagate(z)
-        zs["z"].append(enc[component][0].cpu().numpy())
-        zs["logvar"].append(enc[component][1].cpu().numpy())
-        zs["z_hat"].append(zh[component].cpu().numpy())
+    with evaluating(module):
+        for b in data.iterate(np.arange(data.n_cells), batch_size, device, shuffle=False):
+            enc = module.encode_all(b, b["_batch"], needed)
+            z = {c: mu for c, (mu, _) in enc.items()}
+            zh = module.propagate(z)
+            zs["z"].append(enc[component][0].cpu().numpy())
+            zs["logvar"].append(enc[component][1].cpu().numpy())
+            zs["z_hat"].append(zh[component].cpu().numpy())
     return {k: np.concatenate(v, 0) for k, v in zs.items()}
 
 

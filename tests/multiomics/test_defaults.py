@@ -259,3 +259,23 @@ def test_encoder_dropout_acts_only_while_a_component_trains(tmp_path, monkeypatc
     for bad in (1.0, -0.1, "0.1", None, True):
         with pytest.raises(ConfigError, match="encoder_dropout"):
             DAGVAE(md, encoder_dropout=bad)
+
+
+def test_reading_latents_leaves_the_module_mode_as_it_was():
+    """analysis.latents reads with dropout off and then restores every submodule's mode, so a
+    call in the middle of training (e.g. from a callback) does not switch dropout off."""
+    import torch
+
+    from biostruct.multiomics.analysis import latents
+
+    md = _cite()
+    model = DAGVAE(md, n_latent=2, n_hidden=8, n_layers=1, encoder_dropout=0.5, seed=0)
+    model.train(max_epochs=2, progress=False, batch_size=32)
+    model.module.train()
+    model.module.components["prot"].eval()  # a mixed state must come back as it was
+    before = {n: m.training for n, m in model.module.named_modules()}
+    a = latents(model.module, model.data, "rna", model.device)
+    b = latents(model.module, model.data, "rna", model.device)
+    np.testing.assert_array_equal(a["z_hat"], b["z_hat"])  # dropout was off while reading
+    assert {n: m.training for n, m in model.module.named_modules()} == before
+    assert any(isinstance(m, torch.nn.Dropout) and m.training for m in model.module.modules())
