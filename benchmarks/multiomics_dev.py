@@ -689,11 +689,14 @@ def _write(out: Path, name: str, result: dict) -> None:
     _atomic_write(out / f"{name}.md", to_markdown(result))
 
 
-def _report_name(quick: bool, cells: int | bool) -> str:
-    """multiomics_dev (all cells), _quick (QUICK_CELLS) or _quick_<cells> (another size)."""
+def _report_name(quick: bool, cells: int | bool, subsamples: list[int] | None = None) -> str:
+    """multiomics_dev (all cells), _quick (QUICK_CELLS) or _quick_<cells> (another size), and
+    _subs<k> for k random subsets other than the default one (``subsamples`` != [0])."""
     if not quick:
         return "multiomics_dev"
-    return "multiomics_dev_quick" if cells == QUICK_CELLS else f"multiomics_dev_quick_{cells}"
+    name = "multiomics_dev_quick" if cells == QUICK_CELLS else f"multiomics_dev_quick_{cells}"
+    subs = list(subsamples or [0])
+    return name if subs == [0] else f"{name}_subs{len(subs)}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -731,7 +734,9 @@ def main(argv: list[str] | None = None) -> int:
         rows = [r for p in parts for r in p["rows"]]
         if args.note:
             meta["note"] = args.note
-        name = _report_name(meta.get("quick"), meta.get("cells", QUICK_CELLS))
+        name = _report_name(
+            meta.get("quick"), meta.get("cells", QUICK_CELLS), meta.get("subsamples")
+        )
         _write(Path(args.out), name, {"meta": meta, "rows": rows})
         print(f"wrote {Path(args.out) / name}.{{json,md}}")
         return 0
@@ -742,16 +747,15 @@ def main(argv: list[str] | None = None) -> int:
     subsamples = [int(s) for s in args.subsamples.split(",")]
     if subsamples != [0] and not args.quick:
         raise SystemExit("--subsamples needs --quick (the full data has one subset: all cells)")
-    name = _report_name(args.quick, quick) + (
-        f"_subs{len(subsamples)}" if subsamples != [0] else ""
-    )
+    name = _report_name(args.quick, quick, subsamples)
     out = Path(args.out)
     command = "python benchmarks/multiomics_dev.py " + " ".join(argv or sys.argv[1:])
     meta = {
         "command": command,
         "quick": args.quick,
-        "quick_note": f"{quick} random cells per dataset (seed 0), every model at its "
-        "defaults (no epoch cap beyond the defaults)",
+        "quick_note": f"{quick} random cells per dataset (subset seed "
+        f"{','.join(map(str, subsamples))}), every model at its defaults (no epoch cap beyond "
+        "the defaults)",
         "cells": quick,
         "subsamples": subsamples,
         "datasets": datasets,
