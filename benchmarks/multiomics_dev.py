@@ -645,7 +645,8 @@ def to_markdown(result: dict) -> str:
             f"## {d}",
             "",
             f"{info.get('n_cells', '?')} cells; features {info.get('n_features', '?')}; "
-            f"{info.get('n_labels', '?')} labels.",
+            f"{info.get('n_labels', '?')} labels"
+            + (f" (subset {subsamples[0]}; the others hold other cells)." if multi else "."),
             "",
             "| method | latent | runs | ARI (best res) | NMI (best res) | ARI label-free | "
             "NMI label-free | kNN purity | train s | s/epoch | peak RSS MB |"
@@ -783,7 +784,7 @@ def main(argv: list[str] | None = None) -> int:
         meta["data"] = old["meta"].get("data", {})
     t0 = time.perf_counter()
     for d in datasets:
-        md = load(d, quick)
+        md = load(d, quick, subsamples[0])  # the table header describes the first subset
         meta["data"][d] = {
             "n_cells": int(md.n_obs),
             "n_features": {m: int(a.n_vars) for m, a in md.mod.items()},
