@@ -61,7 +61,9 @@ def dag_vae(
         Prefix of every field written.
     n_latent, n_clusters
         Latent size and mixture components for components that do not set them
-        (``n_clusters`` default 2 * n_latent + 1).
+        (``n_clusters`` default 2 * n_latent + 1, fewer below about 2,500 cells: at least 5
+        training cells per free parameter of a mixture component, see
+        :func:`~biostruct.multiomics.graph.default_n_clusters`).
     max_epochs
         Epochs per component (annealing phases included; early stopping may end sooner).
     batch_key

@@ -53,8 +53,9 @@ class DAGVAE:
         Where the counts are: ``None`` (``X``), a layer name for every modality (e.g.
         ``"counts"``), or ``{modality: layer}``. A ``layer`` set in the graph wins.
     n_latent, n_clusters, n_layers, n_hidden
-        Defaults for components that do not set them (``n_clusters`` default 2 * n_latent + 1;
-        encoder widths ``n_hidden * 2**i`` for i < n_layers).
+        Defaults for components that do not set them (``n_clusters`` default 2 * n_latent + 1,
+        fewer on small data: :func:`~biostruct.multiomics.graph.default_n_clusters`; encoder
+        widths ``n_hidden * 2**i`` for i < n_layers).
     batch_key
         obs column with the batch of each cell (one-hot into every decoder); None for no batch.
     encode_batch
@@ -138,7 +139,8 @@ class DAGVAE:
         roles = infer_roles(mods)
         spec = default_graph(mods, roles) if graph is None else parse_graph(graph, roles)
         spec = _apply_layer(spec, layer, mods)
-        self.graph: DAGSpec = spec.with_defaults(n_latent, n_clusters, n_layers, n_hidden)
+        n_cells = min(a.n_obs for a in mods.values())
+        self.graph: DAGSpec = spec.with_defaults(n_latent, n_clusters, n_layers, n_hidden, n_cells)
         self.warnings: list[str] = []
         desc = describe_graph(self.graph)
         logger.info("%s graph: %s", "default" if graph is None else "given", desc)

@@ -279,3 +279,30 @@ def test_reading_latents_leaves_the_module_mode_as_it_was():
     np.testing.assert_array_equal(a["z_hat"], b["z_hat"])  # dropout was off while reading
     assert {n: m.training for n, m in model.module.named_modules()} == before
     assert any(isinstance(m, torch.nn.Dropout) and m.training for m in model.module.modules())
+
+
+def test_default_mixture_size_shrinks_on_few_cells():
+    from biostruct.multiomics.graph import default_n_clusters
+
+    # 2d+1 needs 5 training cells (90 % of the cells) per parameter of each component
+    assert default_n_clusters(10, None) == 21
+    assert default_n_clusters(10, 10_000) == 21
+    assert default_n_clusters(10, 2_450) == 21
+    assert default_n_clusters(10, 1_500) == 12
+    assert default_n_clusters(10, 550) == 4
+    assert default_n_clusters(3, 8) == 1
+
+
+def test_given_mixture_sizes_win_over_the_small_data_default():
+    md = _cite(n=60)  # 54 training cells, 2d+1 = 5 parameters: 54 // 25 = 2 components
+    assert [c.n_clusters for c in DAGVAE(md, n_latent=2).graph.components] == [2, 2]
+    assert [c.n_clusters for c in DAGVAE(md, n_latent=2, n_clusters=5).graph.components] == [5, 5]
+    graph = {
+        "modalities": {"rna": {}, "prot": {}},
+        "components": [
+            {"name": "prot", "modalities": ["prot"], "n_clusters": 3},
+            {"name": "rna", "modalities": ["rna"], "parents": ["prot"]},
+        ],
+    }
+    model = DAGVAE(md, graph=graph, n_latent=2)
+    assert {c.name: c.n_clusters for c in model.graph.components} == {"prot": 3, "rna": 2}

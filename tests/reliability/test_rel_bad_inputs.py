@@ -86,7 +86,7 @@ def test_dagvae_fewer_cells_than_clusters():
 
     mdata = tiny_mudata(n_cells=8)
     with pytest.raises(InputError, match="9 mixture clusters but only 7 training cells") as exc:
-        dag_vae(mdata, n_latent=4, max_epochs=2, progress=False)
+        dag_vae(mdata, n_latent=4, n_clusters=9, max_epochs=2, progress=False)
     assert exc.value.field == "components.atac.n_clusters" and "n_clusters <= 7" in exc.value.fix
     assert not any(k.startswith("X_dagvae") for k in mdata.obsm)
 
