@@ -373,16 +373,17 @@ class DAGSpec:
         n_clusters: int | None,
         n_layers: int,
         n_hidden: int,
-        n_cells: int | None = None,
+        n_train: int | None = None,
     ) -> DAGSpec:
         """Copy with every unset per-component size filled in.
 
-        ``n_clusters`` defaults to :func:`default_n_clusters` (2d+1, fewer on few cells).
+        ``n_clusters`` defaults to :func:`default_n_clusters` (2d+1, fewer on few training
+        cells ``n_train``).
         """
         comps = []
         for c in self.components:
             d = c.n_latent or n_latent
-            k = c.n_clusters or n_clusters or default_n_clusters(d, n_cells)
+            k = c.n_clusters or n_clusters or default_n_clusters(d, n_train)
             comps.append(
                 replace(
                     c,
@@ -397,17 +398,15 @@ class DAGSpec:
 
 #: training cells per free parameter of a mixture component (d means, d scales, one weight)
 CELLS_PER_MIXTURE_PARAMETER = 5
-#: share of cells the default training run holds out for early stopping
-_DEFAULT_HOLDOUT = 0.1
 
 
-def default_n_clusters(n_latent: int, n_cells: int | None = None) -> int:
+def default_n_clusters(n_latent: int, n_train: int | None = None) -> int:
     """Mixture components of a component's prior when none are given.
 
     2d+1 (CAVACHON's default), reduced on small data so that each component has at least
-    :data:`CELLS_PER_MIXTURE_PARAMETER` training cells (90 % of ``n_cells``, as the default
-    training run holds 10 % out) per free parameter: K = min(2d+1, max(1, n_train // (5 (2d+1)))).
-    With d = 10 that is 4 components at 550 cells, 12 at 1,500 and 2d+1 = 21 from 2,450 cells.
+    :data:`CELLS_PER_MIXTURE_PARAMETER` of the ``n_train`` training cells per free parameter:
+    K = min(2d+1, max(1, n_train // (5 (2d+1)))). With d = 10 and the default 10 % held out
+    for early stopping that is 4 components at 550 cells, 12 at 1,500 and 2d+1 = 21 from 2,450.
 
     Why: on 550-cell subsets of the DEV sets 21 components split large populations into
     separate blobs of the latent (CITE-seq integrated-latent ARI 0.800 with 21, 0.844 with 4;
@@ -417,10 +416,9 @@ def default_n_clusters(n_latent: int, n_cells: int | None = None) -> int:
     Leiden on the latent (``obs["dagvae_leiden_<component>"]``).
     """
     full = 2 * int(n_latent) + 1
-    if n_cells is None:
+    if n_train is None:
         return full
-    n_train = int(n_cells * (1.0 - _DEFAULT_HOLDOUT))
-    return min(full, max(1, n_train // (CELLS_PER_MIXTURE_PARAMETER * full)))
+    return min(full, max(1, int(n_train) // (CELLS_PER_MIXTURE_PARAMETER * full)))
 
 
 def _as_name_list(value: Any, where: str) -> tuple[str, ...]:

@@ -139,8 +139,11 @@ class DAGVAE:
         roles = infer_roles(mods)
         spec = default_graph(mods, roles) if graph is None else parse_graph(graph, roles)
         spec = _apply_layer(spec, layer, mods)
+        # the mixture size is fixed here, before train() sees its validation_fraction: size it
+        # for the default split
         n_cells = min(a.n_obs for a in mods.values())
-        self.graph: DAGSpec = spec.with_defaults(n_latent, n_clusters, n_layers, n_hidden, n_cells)
+        n_train = n_cells - TrainConfig().n_validation(n_cells)
+        self.graph: DAGSpec = spec.with_defaults(n_latent, n_clusters, n_layers, n_hidden, n_train)
         self.warnings: list[str] = []
         desc = describe_graph(self.graph)
         logger.info("%s graph: %s", "default" if graph is None else "given", desc)
@@ -242,7 +245,7 @@ class DAGVAE:
         rng = np.random.default_rng(self.seed)
         torch.manual_seed(self.seed)
         perm = rng.permutation(data.n_cells)
-        n_val = int(round(cfg.validation_fraction * data.n_cells))
+        n_val = cfg.n_validation(data.n_cells)
         val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
         self.train_config = cfg.to_dict()
         self.train_config["n_val_cells"] = n_val

@@ -79,6 +79,10 @@ class TrainConfig:
             )
         self.kl_annealing_ratio = r  # type: ignore[assignment]
 
+    def n_validation(self, n_cells: int) -> int:
+        """Cells held out for early stopping out of ``n_cells``."""
+        return int(round(self.validation_fraction * n_cells))
+
     def phase_lengths(self, has_parents: bool) -> tuple[int, int, int, int, int]:
         """Epochs of (parent annealing, std-KL, crossfade, mixture-KL annealing, regular)."""
         n = self.max_epochs

@@ -284,13 +284,14 @@ def test_reading_latents_leaves_the_module_mode_as_it_was():
 def test_default_mixture_size_shrinks_on_few_cells():
     from biostruct.multiomics.graph import default_n_clusters
 
-    # 2d+1 needs 5 training cells (90 % of the cells) per parameter of each component
+    # 2d+1 needs 5 training cells per parameter of each component
     assert default_n_clusters(10, None) == 21
-    assert default_n_clusters(10, 10_000) == 21
-    assert default_n_clusters(10, 2_450) == 21
-    assert default_n_clusters(10, 1_500) == 12
-    assert default_n_clusters(10, 550) == 4
-    assert default_n_clusters(3, 8) == 1
+    assert default_n_clusters(10, 9_000) == 21
+    assert default_n_clusters(10, 2_205) == 21  # 2,450 cells, 10 % held out
+    assert default_n_clusters(10, 2_204) == 20
+    assert default_n_clusters(10, 1_350) == 12  # 1,500 cells
+    assert default_n_clusters(10, 495) == 4  # 550 cells
+    assert default_n_clusters(3, 7) == 1
 
 
 def test_given_mixture_sizes_win_over_the_small_data_default():
