@@ -8,15 +8,14 @@ the modality's features:
   dispersion ``theta``;
 - ``zinb``: the same with a per-cell, per-gene zero-inflation gate;
 - ``poisson``: rate = library size x softmax(W h);
-- ``bernoulli``: binarised data (x > 0), MultiVI-style p = sigmoid(W h) x cell factor x region
-  factor, the cell factor computed from the cell's own accessibility profile;
+- ``bernoulli``: binarised data (x > 0) as binarised Poisson counts, p = 1 - exp(-s l rho) with
+  rho = softmax(W h) over peaks and l the cell's observed number of open peaks;
 - ``gaussian``: continuous data, feature-wise standard deviation;
 - ``protein``: totalVI-style two-component NB mixture (background / foreground) for CITE-seq ADT.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pyro.distributions as dist
@@ -41,9 +40,6 @@ __all__ = [
 ]
 
 _EPS = 1e-8
-#: Bernoulli probabilities are kept in [1e-6, 1 - 1e-6]
-_LOG_P_MIN = math.log(1e-6)
-_LOG_P_MAX = math.log1p(-1e-6)
 
 
 def nb_logits(mean: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
@@ -373,28 +369,32 @@ class PoissonLikelihood(_LibraryMixin, Likelihood):
 
 
 class BernoulliLikelihood(Likelihood):
-    """Bernoulli on binarised data with MultiVI-style cell and region factors.
+    """Binarised accessibility (x > 0) as a binarised Poisson count, with the depth observed.
 
-    p_nj = sigmoid(W h_n)_j x sigmoid(c_n) x sigmoid(r_j), where c_n is a linear function of the
-    cell's binarised profile (how open the cell is overall) and r_j a learned region factor.
+    A peak of cell n is open when at least one of its fragments falls in it; with the cell's
+    fragments Poisson over peaks, p_nj = 1 - exp(-lambda_nj), lambda_nj = s l_n rho_nj, where
+    rho_n = softmax(W h_n) is the cell's accessibility profile over peaks, l_n the cell's
+    observed number of open peaks (a library-size offset, as for RNA) and s a learned scale.
+
+    Why not MultiVI's p = sigmoid(W h) x sigmoid(cell factor) x sigmoid(region factor), which
+    this replaced: with the cell factor learned from the profile, the latent absorbed the
+    sequencing depth. On ATAC simulated from the 15 SNARE-seq labels (550 cells, 3,000 peaks,
+    depth lognormal, sd 0.6) the old latent's ARI was 0.01 (correlation 0.9 with log depth)
+    where ATAC LSI gave 0.63; this one gives 0.75 (with the standardised encoder input).
+
+    The log-likelihood needs lambda only where x > 0: sum_j lambda_nj = s l_n, so
+    log p(x_n) = sum_{j: x_nj > 0} [log(1 - exp(-lambda_nj)) + lambda_nj] - s l_n.
     """
 
     non_negative = True
     change = "difference"
-    # measured on SNARE-seq (all cells): standardising the binarised peaks as well lowered the
-    # integrated latent's ARI (0.398 vs 0.406), so the encoder sees them as 0/1
-    scale_encoder_input = False
 
     def __init__(self, n_features: int, n_hidden: int) -> None:
         super().__init__(n_features, n_hidden)
         self.logit_head = nn.Linear(n_hidden, n_features)
-        self.region_logit = nn.Parameter(torch.zeros(n_features))
-        self.cell_head = nn.Linear(n_features, 1)
-        nn.init.zeros_(self.cell_head.weight)
-        nn.init.zeros_(self.cell_head.bias)
-        # start near the typical sparsity of scATAC (p ~ 1%) instead of p ~ 0.4, which otherwise
-        # costs the first epochs and pushes the latent towards collapse
-        nn.init.constant_(self.logit_head.bias, -3.0)
+        self.log_scale = nn.Parameter(torch.zeros(()))
+        #: running mean of the open peaks per cell: the depth of :meth:`normalized_mean`
+        self.register_buffer("ref_depth", torch.tensor(0.0))
 
     def target(self, x: torch.Tensor) -> torch.Tensor:
         return _binarized(x)
@@ -403,93 +403,52 @@ class BernoulliLikelihood(Likelihood):
         return _binarized(x)
 
     def auxiliary(self, x: torch.Tensor) -> torch.Tensor:
-        # scale so that the initial weights see a fraction, not a count
-        w = self.cell_head.weight * (100.0 / self.n_features)
-        return F.linear(_binarized(x), w, self.cell_head.bias)
+        """log of the number of open peaks of each cell, shape ``(n_cells, 1)``."""
+        depth = _binarized(x).sum(-1, keepdim=True).clamp_min(1.0)
+        if self.training:
+            with torch.no_grad():
+                m = depth.mean()
+                first = bool(self.ref_depth == 0)
+                self.ref_depth.copy_(m if first else 0.99 * self.ref_depth + 0.01 * m)
+        return depth.log()
 
-    def _log_probs(self, h: torch.Tensor, aux: torch.Tensor | None) -> torch.Tensor:
-        """log p, with p kept in [1e-6, 1 - 1e-6]."""
-        factor = F.logsigmoid(self.region_logit)
-        if aux is not None:
-            factor = factor + F.logsigmoid(aux)  # (n_cells, n_features) after broadcasting
-        log_p = F.logsigmoid(self.logit_head(h)) + factor
-        return log_p.clamp(_LOG_P_MIN, _LOG_P_MAX)
+    def _log_depth(self, aux: torch.Tensor | None) -> torch.Tensor:
+        return aux if aux is not None else self.ref_depth.clamp_min(1.0).log()
+
+    def _log_rate(self, h: torch.Tensor, aux: torch.Tensor | None) -> torch.Tensor:
+        return torch.log_softmax(self.logit_head(h), -1) + self._log_depth(aux) + self.log_scale
 
     def distribution(self, h: torch.Tensor, aux: torch.Tensor | None) -> dist.Distribution:
-        return dist.Bernoulli(probs=self._log_probs(h, aux).exp(), validate_args=False)
+        p = -torch.expm1(-self._log_rate(h, aux).exp())
+        return dist.Bernoulli(probs=p.clamp(1e-6, 1 - 1e-6), validate_args=False)
 
     def log_likelihood(
         self, x: torch.Tensor, h: torch.Tensor, aux: torch.Tensor | None
     ) -> torch.Tensor:
-        """Equal to ``distribution(h, aux).log_prob(target(x)).sum(-1)``, values and gradients
-        (the tests check both).
-
-        Computed in log space, x log p + (1 - x) log(1 - p), with closed-form derivatives
-        (:class:`_BernoulliLogProb`): on a peaks-wide decoder the elementwise passes, not the
-        matrix products, dominate a CPU training step, and autograd's route takes about twice
-        as many.
-        """
-        cell = F.logsigmoid(aux) if aux is not None else h.new_zeros(())
-        args = (x, self.logit_head(h), cell, F.logsigmoid(self.region_logit))
-        if _needs_grad(*args[1:]):
-            return _BernoulliLogProb.apply(*args).sum(-1)
-        return _bernoulli_parts(*args, grad=False)[0].sum(-1)
-
-
-def _bernoulli_parts(
-    x: torch.Tensor,
-    logits: torch.Tensor,
-    cell: torch.Tensor,
-    region: torch.Tensor,
-    grad: bool,
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """Elementwise log p(x > 0) (= log p where x > 0, log(1 - p) elsewhere) for
-    log p = clamp(log sigmoid(logits) + cell + region) and, with ``grad``, the derivatives in
-    log p (zero where clamped) and in the logits.
-
-    Written with the non-zero coordinates instead of masks: on CPU a comparison, ``where`` or a
-    boolean product costs several arithmetic passes. log sigmoid is taken as log(sigmoid): where
-    sigmoid underflows the clamp at log(1e-6) applies anyway; log(1 - p) as log of 1 - p, which
-    for p >= 1e-6 is accurate to float precision.
-    """
-    nz = _nonzero(x, logits.shape)
-    sig = torch.sigmoid(logits)
-    log_p = torch.log(sig).add_(cell).add_(region)
-    clamped = log_p.clamp(_LOG_P_MIN, _LOG_P_MAX)
-    log_q = torch.log(torch.sub(1.0, torch.exp(clamped)))
-    log_p_nz = clamped[nz]
-    if not grad:
-        return log_q.index_put_(nz, log_p_nz), None, None
-    # d/d log p: 1 where x > 0, -p / (1 - p) elsewhere; zero where the clamp is active
-    d_log_p = torch.sub(clamped, log_q).exp_().neg_().index_put_(nz, x.new_ones(()))
-    outside = torch.sub(clamped, log_p).sign_().abs_()  # 1 where clamped, else 0
-    d_log_p.addcmul_(d_log_p, outside, value=-1.0)
-    d_logits = torch.sub(1.0, sig).mul_(d_log_p)
-    return log_q.index_put_(nz, log_p_nz), d_log_p, d_logits
-
-
-class _BernoulliLogProb(torch.autograd.Function):
-    """:func:`_bernoulli_parts` with the derivatives computed in the forward pass."""
-
-    @staticmethod
-    def forward(ctx, x, logits, cell, region):  # type: ignore[override]
-        out, d_log_p, d_logits = _bernoulli_parts(x, logits, cell, region, grad=True)
-        ctx.shapes = (cell.shape, region.shape)
-        ctx.save_for_backward(d_log_p, d_logits)
-        return out
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad):  # type: ignore[override]
-        d_log_p, d_logits = ctx.saved_tensors
-        need = ctx.needs_input_grad
-        g_log_p = grad * d_log_p if (need[2] or need[3]) else None
-        return (
-            None,
-            grad * d_logits if need[1] else None,
-            g_log_p.sum_to_size(ctx.shapes[0]) if need[2] else None,
-            g_log_p.sum_to_size(ctx.shapes[1]) if need[3] else None,
+        """Equal to the Bernoulli log-pmf of ``target(x)`` with p = 1 - exp(-lambda), summed
+        over peaks (the tests check values and gradients), read at the non-zeros only."""
+        log_rate = self._log_rate(h, aux)
+        rows, cols = _nonzero(x, log_rate.shape)
+        u = log_rate[rows, cols]
+        lam = u.exp()
+        # log(1 - exp(-lam)) + lam = log(expm1(lam)), kept finite at both ends: as
+        # u + log(expm1(lam) / lam) below lam = 1 (lam may underflow), as
+        # lam + log(1 - exp(-lam)) above (expm1 overflows); each branch sees clamped values so
+        # that the other's gradient is not NaN
+        small = lam.clamp(1e-30, 1.0)
+        large = lam.clamp_min(1.0)
+        open_term = torch.where(
+            lam < 1.0,
+            u + torch.log(torch.expm1(small) / small),
+            large + torch.log(-torch.expm1(-large)),
         )
+        per_cell = log_rate.new_zeros(log_rate.shape[0]).index_add_(0, rows, open_term)
+        depth = torch.exp(self._log_depth(aux) + self.log_scale)
+        return per_cell - depth.reshape(-1).expand(log_rate.shape[0])
+
+    def normalized_mean(self, h: torch.Tensor) -> torch.Tensor:
+        """Accessibility probabilities at the training cells' mean depth."""
+        return -torch.expm1(-self._log_rate(h, None).exp())
 
 
 class GaussianLikelihood(Likelihood):

@@ -11,7 +11,7 @@ per 10,000 for RNA, log1p for protein)::
 
 (``a`` centred by its mean over the cells), where ``eta`` is the pre-activation the likelihood turns into its mean: ``log rho`` before the
 softmax for NB/ZINB/Poisson (so ``W_gp`` is a change in the gene's log mean per open peak),
-the logit for Bernoulli, the location for Gaussian and the log background mean for protein.
+the peak's log rate before the softmax for Bernoulli, the location for Gaussian and the log background mean for protein.
 The likelihood of the child becomes ``p(x_child | z_hat_child, x_parent)``: the parent's
 modality is observed wherever the child is trained, so conditioning on it keeps the ELBO a bound
 of a proper conditional model, and it leaves the encoders and the latent hierarchy (z, z_hat,

@@ -8,7 +8,7 @@ Generative model (for each cell, components in topological order)::
 
 Optional feature-level links (``graph.links``, :mod:`biostruct.multiomics.links`) add a sparse
 term ``W a_parent`` from a parent modality's observed, normalised features to the pre-activation
-of the child modality's likelihood head (``log rho`` for counts, the logit for Bernoulli), so
+of the child modality's likelihood head (``log rho`` for counts, the log rate before the softmax for Bernoulli), so
 the child's likelihood is ``p(x_m | z_hat_c, x_parent)``.
 
 Inference: q(z_c | x_c) = N(mu, diag exp(logvar)) from an encoder over the component's own

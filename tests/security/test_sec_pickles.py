@@ -137,11 +137,12 @@ def test_malicious_grn_model_file(saved_grn, tmp_path, write_malicious):
 
 
 def test_malicious_dagvae_model_file(tmp_path, write_malicious):
-    from biostruct.multiomics.model import DAGVAE
+    from biostruct.multiomics.model import _FORMAT_VERSION, DAGVAE
 
     path = tmp_path / "dagvae"
     path.mkdir()
-    (path / "model.json").write_text(json.dumps({"format_version": 1}))
+    # the current version, so that the refusal comes from reading model.pt
+    (path / "model.json").write_text(json.dumps({"format_version": _FORMAT_VERSION}))
     marker = tmp_path / "pwned"
     write_malicious(path / "model.pt", marker)
     with pytest.raises(DataFormatError) as exc:
@@ -271,7 +272,7 @@ def saved_dagvae(tmp_path):
 
 
 def test_dagvae_round_trip_and_damage(saved_dagvae):
-    from biostruct.multiomics.model import DAGVAE
+    from biostruct.multiomics.model import _FORMAT_VERSION, DAGVAE
 
     model, path, mods = saved_dagvae
     back = DAGVAE.load(path, mods, device="cpu")
@@ -297,7 +298,7 @@ def test_dagvae_round_trip_and_damage(saved_dagvae):
     (path / "model.json").write_text(json.dumps(meta))
     with pytest.raises(DataFormatError, match="format_version None"):
         DAGVAE.load(path)
-    meta["format_version"] = 1
+    meta["format_version"] = _FORMAT_VERSION
     meta["n_features"]["rna"] = 99  # edited after saving
     (path / "model.json").write_text(json.dumps(meta))
     with pytest.raises(FingerprintMismatchError, match="meta_sha256"):
