@@ -314,37 +314,25 @@ def score(z, labels, seed: int = 0, fine=None) -> dict:
     against it (``ari_fine``/``nmi_fine``, at the resolution best for it).
     """
     import numpy as np
-    import scanpy as sc
     from sklearn.metrics import adjusted_rand_score as ari
     from sklearn.metrics import normalized_mutual_info_score as nmi
-    from sklearn.metrics import silhouette_score
 
     from biostruct.multiomics import knn_purity
     from biostruct.multiomics.analysis import latent_neighbors
+    from biostruct.multiomics.clusters import scan_graph, silhouette_subset
 
     z = np.asarray(z, dtype=np.float32)
     labels = np.asarray(labels).astype(str)
-    tmp = latent_neighbors(z, n_neighbors=15, seed=seed)
-    rng = np.random.default_rng(seed)
-    sub = rng.choice(len(z), size=min(len(z), 3000), replace=False)
+    graph = latent_neighbors(z, n_neighbors=15, seed=seed)
+    sub = silhouette_subset(len(z), 3000, seed)
     per_seed = []
     for ls in LEIDEN_SEEDS:
+        table, labs = scan_graph(graph, z, sub, RESOLUTIONS, ls)
         rows = []
-        for r in RESOLUTIONS:
-            sc.tl.leiden(
-                tmp,
-                resolution=r,
-                key_added="l",
-                flavor="igraph",
-                n_iterations=2,
-                directed=False,
-                random_state=ls,
-            )
-            lab = tmp.obs["l"].astype(str).to_numpy()
-            k = len(np.unique(lab))
-            ok = 1 < len(np.unique(lab[sub])) < len(sub)
-            sil = silhouette_score(z[sub], lab[sub]) if ok else -1
-            row = {"res": r, "k": k, "ari": ari(labels, lab), "nmi": nmi(labels, lab), "sil": sil}
+        for t in table.itertuples():
+            lab = labs[t.resolution].astype(str)
+            row = {"res": t.resolution, "k": t.n_clusters, "ari": ari(labels, lab)}
+            row.update(nmi=nmi(labels, lab), sil=t.silhouette)
             if fine is not None:
                 row.update(ari_fine=ari(fine, lab), nmi_fine=nmi(fine, lab))
             rows.append(row)

@@ -5,12 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 
 from biostruct.errors import InputError
 
-__all__ = ["RESOLUTIONS", "absorb_small_clusters", "leiden_label_free", "leiden_scan"]
+__all__ = [
+    "RESOLUTIONS",
+    "absorb_small_clusters",
+    "leiden_label_free",
+    "leiden_scan",
+    "scan_graph",
+    "silhouette_subset",
+]
 
 #: Leiden resolutions scanned by default.
 RESOLUTIONS = (0.1, 0.2, 0.3, 0.5, 0.8, 1.0, 1.5, 2.0)
@@ -33,9 +41,6 @@ def leiden_scan(
     -------
     A table (``resolution``, ``n_clusters``, ``silhouette``) and ``{resolution: labels}``.
     """
-    import scanpy as sc
-    from sklearn.metrics import silhouette_score
-
     from biostruct.multiomics.analysis import latent_neighbors
 
     z = np.asarray(z, dtype=np.float32)
@@ -45,21 +50,42 @@ def leiden_scan(
             field="z",
             fix="pass e.g. mdata.obsm['X_dagvae_rna_hat'].",
         )
-    tmp = latent_neighbors(z, n_neighbors=n_neighbors, seed=seed)
-    rng = np.random.default_rng(seed)
-    sub = rng.choice(len(z), size=min(len(z), silhouette_cells), replace=False)
+    graph = latent_neighbors(z, n_neighbors=n_neighbors, seed=seed)
+    sub = silhouette_subset(len(z), silhouette_cells, seed)
+    return scan_graph(graph, z, sub, resolutions, seed)
+
+
+def silhouette_subset(n_cells: int, n: int = 3000, seed: int = 0) -> np.ndarray:
+    """The fixed random cells the silhouette of :func:`leiden_scan` is computed on."""
+    return np.random.default_rng(seed).choice(n_cells, size=min(n_cells, n), replace=False)
+
+
+def scan_graph(
+    graph: ad.AnnData,
+    z: np.ndarray,
+    sub: np.ndarray,
+    resolutions: Sequence[float],
+    leiden_seed: int = 0,
+) -> tuple[pd.DataFrame, dict[float, np.ndarray]]:
+    """:func:`leiden_scan` on a kNN graph built already (``graph``, from
+    :func:`~biostruct.multiomics.analysis.latent_neighbors`), with Leiden's seed
+    ``leiden_seed`` and the silhouette over the cells ``sub``; scanning one graph with several
+    Leiden seeds needs the graph once."""
+    import scanpy as sc
+    from sklearn.metrics import silhouette_score
+
     rows, labels = [], {}
     for r in resolutions:
         sc.tl.leiden(
-            tmp,
+            graph,
             resolution=r,
             key_added="_leiden",
             flavor="igraph",
             n_iterations=2,
             directed=False,
-            random_state=seed,
+            random_state=leiden_seed,
         )
-        lab = tmp.obs["_leiden"].astype(int).to_numpy()
+        lab = graph.obs["_leiden"].astype(int).to_numpy()
         n_sub = len(np.unique(lab[sub]))
         sil = float(silhouette_score(z[sub], lab[sub])) if 1 < n_sub < len(sub) else -1.0
         rows.append({"resolution": float(r), "n_clusters": int(lab.max() + 1), "silhouette": sil})
