@@ -24,6 +24,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -54,13 +55,11 @@ def paired(rows: list[dict]) -> list[dict]:
             if not all(m in a and m in b for a, b in pairs):
                 continue
             d = [b[m] - a[m] for a, b in pairs]
-            mean = sum(d) / len(d)
-            var = sum((x - mean) ** 2 for x in d) / (len(d) - 1) if len(d) > 1 else float("nan")
             row[m] = {
-                "default": sum(a[m] for a, _ in pairs) / len(pairs),
-                "variant": sum(b[m] for _, b in pairs) / len(pairs),
-                "diff": mean,
-                "se": math.sqrt(var / len(d)) if len(d) > 1 else float("nan"),
+                "default": statistics.fmean(a[m] for a, _ in pairs),
+                "variant": statistics.fmean(b[m] for _, b in pairs),
+                "diff": statistics.fmean(d),
+                "se": statistics.stdev(d) / math.sqrt(len(d)) if len(d) > 1 else float("nan"),
             }
         out.append(row)
     return out
@@ -157,8 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         "summary": paired(rows),
         "rows": [{k: r[k] for k in keep if k in r} for r in rows],
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out)  # _atomic_write creates it
     mdv._atomic_write(out / f"{args.tag}.json", json.dumps(result, indent=1, default=str))
     mdv._atomic_write(out / f"{args.tag}.md", to_markdown(result))
     print(to_markdown(result))
