@@ -10,6 +10,7 @@ from scipy import stats
 from scipy.special import logsumexp
 
 from biostruct.multiomics.likelihoods import (
+    _DENSE_SHARE,
     BernoulliLikelihood,
     GaussianLikelihood,
     NBLikelihood,
@@ -54,10 +55,14 @@ def test_nb_matches_scipy():
     np.testing.assert_allclose(d.mean.detach().numpy(), mu, rtol=1e-4)
 
 
-def test_nb_log_prob_sparse_path_matches_pyro_values_and_gradients():
-    # mostly zeros, as count matrices are: the lgamma terms run on the non-zero entries only
-    x = _counts(3) * (torch.rand(N, G, generator=torch.Generator().manual_seed(3)) < 0.3)
+@pytest.mark.parametrize("share", [0.3, 1.0])
+def test_nb_log_prob_matches_pyro_values_and_gradients(share):
+    # mostly zeros, as count matrices are: the lgamma terms run on the non-zero entries only;
+    # mostly non-zero, as ADT counts are: they run over the whole tensor
+    x = _counts(3) * (torch.rand(N, G, generator=torch.Generator().manual_seed(3)) < share)
+    x = x if share < 1.0 else x + 1.0
     x[0] = 0.0  # an all-zero row
+    assert ((x > 0).double().mean() >= _DENSE_SHARE) == (share == 1.0)  # both paths are tested
     mu = torch.rand(N, G, dtype=torch.float64).mul(20).add(0.01).requires_grad_(True)
     theta = torch.rand(G, dtype=torch.float64).mul(5).add(0.05).requires_grad_(True)
     ours = nb_log_prob(x.double(), mu, theta)
