@@ -96,6 +96,46 @@ def to_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def parse_variant(init_json: str, train_json: str) -> tuple[dict, dict]:
+    """The variant's ``DAGVAE`` and ``DAGVAE.train`` arguments from their JSON objects.
+
+    Checked before any training starts, so that a typo fails at once with the option and the
+    fix named instead of as a traceback from the first worker process.
+    """
+    import inspect
+    from dataclasses import fields
+
+    from biostruct.errors import ConfigError
+    from biostruct.multiomics import DAGVAE
+    from biostruct.multiomics.training import TrainConfig
+
+    allowed = {
+        "--init": set(inspect.signature(DAGVAE.__init__).parameters) - {"self", "mdata"},
+        "--train": {"max_epochs", "components"} | {f.name for f in fields(TrainConfig)},
+    }
+    out = []
+    for option, text in (("--init", init_json), ("--train", train_json)):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(
+                f"is not valid JSON ({e}).", field=option, fix='e.g. {"lr": 1e-3}'
+            ) from e
+        if not isinstance(value, dict):
+            raise ConfigError("must be a JSON object.", field=option, fix='e.g. {"lr": 1e-3}')
+        unknown = sorted(set(value) - allowed[option])
+        if unknown:
+            raise ConfigError(
+                f"unknown argument(s) {unknown}.",
+                field=option,
+                fix="use one of " + ", ".join(sorted(allowed[option])),
+            )
+        out.append(value)
+    if not any(out):
+        raise ConfigError("no variant given.", field="--init/--train", fix="give one of them")
+    return out[0], out[1]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tag", required=True, help="name of the report")
@@ -108,9 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--method", default="dagvae", choices=("dagvae", "dagvae_rna_only"))
     ap.add_argument("--out", default=str(REPO / "reports" / "benchmarks" / "multiomics_variants"))
     args = ap.parse_args(argv)
-    init, train = json.loads(args.init), json.loads(args.train)
-    if not init and not train:
-        raise SystemExit("give the variant: --init and/or --train (JSON)")
+    init, train = parse_variant(args.init, args.train)
     settings = {"default": ({}, {}), "variant": (init, train)}
     t0 = time.perf_counter()
     rows: list[dict] = []

@@ -73,3 +73,18 @@ def test_latents_are_paired_separately():
     out = {s["latent"]: s for s in mv.paired(rows)}
     assert out["z_prot"]["ari"]["diff"] == pytest.approx(0.2)
     assert out["z_hat_rna"]["ari"]["diff"] == pytest.approx(-0.1)
+
+
+def test_variant_arguments_are_checked_before_training():
+    from biostruct.errors import ConfigError
+
+    init, train = mv.parse_variant('{"integration": "concat"}', '{"max_epochs": 300, "lr": 1e-3}')
+    assert init == {"integration": "concat"} and train == {"max_epochs": 300, "lr": 1e-3}
+    with pytest.raises(ConfigError, match="--train.*unknown argument.*'max_epoch'"):
+        mv.parse_variant("{}", '{"max_epoch": 300}')
+    with pytest.raises(ConfigError, match="--init.*not valid JSON"):
+        mv.parse_variant("{integration: concat}", "{}")
+    with pytest.raises(ConfigError, match="--init.*JSON object"):
+        mv.parse_variant("[1]", "{}")
+    with pytest.raises(ConfigError, match="no variant"):
+        mv.parse_variant("{}", "{}")
