@@ -67,13 +67,17 @@ def paired(rows: list[dict]) -> list[dict]:
 
 def to_markdown(result: dict) -> str:
     meta = result["meta"]
+    cells = (
+        f"{meta['cells']} random cells per subset, subsets {meta['subsamples']}"
+        if meta["cells"]
+        else "all cells (--cells 0)"
+    )
     lines = [
         f"# DAG-VAE A/B: {meta['tag']}",
         "",
         f"Command: `{meta['command']}`  ",
         f"Variant: init `{json.dumps(meta['init'])}`, train `{json.dumps(meta['train'])}`; "
-        f"{meta['cells']} random cells per subset, subsets {meta['subsamples']}, model seeds "
-        f"{meta['seeds']}; host {meta['host']}; {meta['seconds']:.0f} s.",
+        f"{cells}, model seeds {meta['seeds']}; host {meta['host']}; {meta['seconds']:.0f} s.",
         "",
         "| dataset | latent | pairs | metric | defaults | variant | variant - defaults (se) |",
         "|---|---|---|---|---|---|---|",
