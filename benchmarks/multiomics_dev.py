@@ -317,6 +317,14 @@ TRIED = [
     "instead of gathered on the non-zeros: one training step 4.92 vs 5.13 ms (protein "
     "component) and 14.97 vs 15.09 ms (RNA component, which decodes the proteins too), about "
     "2 % of a CITE-seq epoch; kept, far from the 0.5x target.",
+    "Same session, one hidden layer instead of two (n_layers 1, widths [64]; for speed: a "
+    "training step on all CITE-seq cells 3.70 vs 4.76 ms for the protein component, 11.55 "
+    "vs 14.34 ms for the RNA component, interleaved in one process): 550 cells, 3 subsets x "
+    "3 seeds paired with the defaults (reports/benchmarks/multiomics_variants/n_layers_1.md) "
+    "z_hat CITE-seq 0.827 vs 0.844 (-0.017 +- 0.038), SNARE-seq 0.367 vs 0.377 (-0.011 +- "
+    "0.015), NMI -0.016 / -0.028 (+- 0.016 / 0.012), SNARE-seq fine labels 0.384 vs 0.441 "
+    "(-0.057 +- 0.015): worse everywhere, not kept (and -20 % per step would give about "
+    "0.6x totalVI, still not 0.5x).",
 ]
 
 
