@@ -28,6 +28,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -113,9 +114,13 @@ def parse_variant(init_json: str, train_json: str) -> tuple[dict, dict]:
     from biostruct.multiomics import DAGVAE
     from biostruct.multiomics.training import TrainConfig
 
+    def named(fn: Any) -> set[str]:
+        return set(inspect.signature(fn).parameters) - {"self", "kwargs"}
+
+    # less what run_dagvae sets itself (the data, the pair's seed, no progress bar)
     allowed = {
-        "--init": set(inspect.signature(DAGVAE.__init__).parameters) - {"self", "mdata"},
-        "--train": {"max_epochs", "components"} | {f.name for f in fields(TrainConfig)},
+        "--init": named(DAGVAE.__init__) - {"mdata", "seed"},
+        "--train": (named(DAGVAE.train) | {f.name for f in fields(TrainConfig)}) - {"progress"},
     }
     out = []
     for option, text in (("--init", init_json), ("--train", train_json)):

@@ -82,6 +82,11 @@ def test_variant_arguments_are_checked_before_training():
     assert init == {"integration": "concat"} and train == {"max_epochs": 300, "lr": 1e-3}
     with pytest.raises(ConfigError, match="--train.*unknown argument.*'max_epoch'"):
         mv.parse_variant("{}", '{"max_epoch": 300}')
+    # the pair's seed and the progress bar are the benchmark's own: not a variant
+    with pytest.raises(ConfigError, match="--init.*unknown argument.*'seed'"):
+        mv.parse_variant('{"seed": 3}', "{}")
+    with pytest.raises(ConfigError, match="--train.*unknown argument.*'progress'"):
+        mv.parse_variant("{}", '{"progress": true}')
     with pytest.raises(ConfigError, match="--init.*not valid JSON"):
         mv.parse_variant("{integration: concat}", "{}")
     with pytest.raises(ConfigError, match="--init.*JSON object"):
