@@ -158,7 +158,8 @@ def _nb_parts(
     (both of the broadcast shape), and the non-zero coordinates of x.
 
     log NB = theta log theta + x log mu - (theta + x) log(theta + mu)
-    + lgamma(x + theta) - lgamma(theta) - lgamma(x + 1), the last three on the non-zeros only.
+    + lgamma(x + theta) - lgamma(theta) - lgamma(x + 1), the last three on the non-zeros only
+    (over the whole tensor where at least :data:`_DENSE_SHARE` of it is non-zero).
     """
     # every elementwise term, and the in-place updates below, take the full broadcast shape
     mu = mu.expand(torch.broadcast_shapes(x.shape, mu.shape, theta.shape))
@@ -268,8 +269,9 @@ def nb_log_prob(x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor) -> torch
     .log_prob(x)``, values and gradients (the tests check both), but several times faster on
     CPU, which matters because the count likelihood dominates a training step: the three
     log-gamma terms vanish where ``x == 0``, so they (and their digamma derivatives) are computed
-    on the non-zero entries only (count matrices are 6-15 % non-zero on the DEV sets), and the
-    derivatives are closed-form, computed in the same pass (:class:`_CountLogProb`).
+    on the non-zero entries only (count matrices are 6-15 % non-zero on the DEV sets; mostly
+    non-zero data such as ADT counts take whole-tensor passes instead), and the derivatives
+    are closed-form, computed in the same pass (:class:`_CountLogProb`).
     """
     if x.dim() == 0 and mu.dim() == 0:
         return nb_log_prob(x.reshape(1), mu.reshape(1), theta.reshape(-1)).reshape(())
