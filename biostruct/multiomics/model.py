@@ -125,6 +125,7 @@ class DAGVAE:
         decode_ancestors: str = "protein",
         scale_encoder_input: bool = True,
         encoder_dropout: float = 0.0,
+        ancestor_weight: float | str = 1.0,
     ) -> None:
         rate_ok = isinstance(encoder_dropout, (int, float, np.floating, np.integer))
         if isinstance(encoder_dropout, bool) or not rate_ok or not 0.0 <= encoder_dropout < 1.0:
@@ -177,6 +178,7 @@ class DAGVAE:
             "decode_ancestors": decode_ancestors,
             "scale_encoder_input": bool(scale_encoder_input),
             "encoder_dropout": float(encoder_dropout),
+            "ancestor_weight": ancestor_weight,
         }
         self.n_features = {m: x.shape[1] for m, x in self.data.X.items()}
         self.var_names = {m: list(v) for m, v in self.data.var_names.items()}
@@ -200,6 +202,7 @@ class DAGVAE:
             decode_ancestors=decode_ancestors,
             scale_inputs=scale_encoder_input,
             encoder_dropout=float(encoder_dropout),
+            ancestor_weight=ancestor_weight,
         )
         self.module.set_input_scaling(self.data)
         if self.graph.links:
@@ -793,6 +796,7 @@ class DAGVAE:
             decode_ancestors=ia.get("decode_ancestors", "none"),
             scale_inputs=ia.get("scale_encoder_input", False),
             encoder_dropout=float(ia.get("encoder_dropout", 0.0)),
+            ancestor_weight=ia.get("ancestor_weight", 1.0),  # saved before it existed: 1
         )
         try:
             self.module.load_state_dict(state)

@@ -19,6 +19,7 @@ mixture variables and integrated clusters can be computed analytically.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -227,8 +228,20 @@ class DAGModule(nn.Module):
         decode_ancestors: str = "protein",
         scale_inputs: bool = False,
         encoder_dropout: float = 0.0,
+        ancestor_weight: float | str = "balanced",
     ) -> None:
         super().__init__()
+        balanced = isinstance(ancestor_weight, str) and ancestor_weight == "balanced"
+        number = isinstance(ancestor_weight, (int, float)) and not isinstance(ancestor_weight, bool)
+        if not balanced and not (number and math.isfinite(ancestor_weight) and ancestor_weight > 0):
+            from biostruct.errors import ConfigError
+
+            raise ConfigError(
+                f"must be 'balanced' or a positive number, got {ancestor_weight!r}.",
+                field="ancestor_weight",
+                fix="ancestor_weight='balanced' (each decoded ancestor feature counts as much as "
+                "one of the child's own) or e.g. 1.0 (every feature's log-likelihood as it is).",
+            )
         if integration not in ("concat", "linear"):
             from biostruct.errors import ConfigError
 
@@ -278,7 +291,22 @@ class DAGModule(nn.Module):
                 scale_inputs,
                 encoder_dropout,
             )
+        self.ancestor_weight = ancestor_weight
+        #: per component, the factor on each decoded ancestor modality's log-likelihood
+        self.ancestor_weights: dict[str, dict[str, float]] = {}
+        for name, comp in self.components.items():
+            own = sum(int(n_features[m]) for m in comp.modalities)
+            self.ancestor_weights[name] = {
+                m: own / int(n_features[m]) if balanced else float(ancestor_weight)
+                for m in comp.ancestor_modalities
+            }
         self._add_links(links or {})
+
+    def ancestor_scale(self, component: str, modality: str) -> float:
+        """Factor on the log-likelihood of ancestor ``modality`` decoded by ``component``'s
+        z_hat: ``ancestor_weight`` (``"balanced"``: the child's own feature count over the
+        ancestor's) times the modality's graph weight."""
+        return self.ancestor_weights[component][modality] * self.graph.modalities[modality].weight
 
     # ------------------------------------------------------------------ feature-level links
     def _add_links(self, candidates: Mapping[str, LinkCandidates | None]) -> None:
@@ -475,7 +503,7 @@ class DAGModule(nn.Module):
             h = comp.decode_ancestor_hidden(m, z_hat, batch)
             ll = lik.log_likelihood(x[m], h, lik.auxiliary(x[m]))
             per_mod[m] = ll
-            recon = recon + self.graph.modalities[m].weight * ll
+            recon = recon + self.ancestor_scale(component, m) * ll
         kl_gmm = comp.prior.kl(mu, logvar, z=z[component])
         kl_std = standard_normal_kl(mu, logvar)
         return LossTerms(recon=recon, kl_gmm=kl_gmm, kl_std=kl_std, per_modality=per_mod)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 
 import pyro
 import pyro.distributions as dist
+from pyro import poutine
 import torch
 
 from biostruct.multiomics.module import DAGModule
@@ -56,7 +57,8 @@ def component_model_guide(
                 lik = comp.ancestor_likelihoods[m]
                 h = comp.decode_ancestor_hidden(m, z_hat, batch)
                 d = lik.distribution(h, lik.auxiliary(x[m])).to_event(1)
-                pyro.sample(f"x_{m}_from_{component}", d, obs=lik.target(x[m]))
+                with poutine.scale(scale=module.ancestor_scale(component, m)):
+                    pyro.sample(f"x_{m}_from_{component}", d, obs=lik.target(x[m]))
 
     def guide(x: Mapping[str, torch.Tensor], batch: torch.Tensor) -> None:
         pyro.module(f"dagvae_{component}", comp)
