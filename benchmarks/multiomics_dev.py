@@ -325,6 +325,20 @@ TRIED = [
     "0.015), NMI -0.016 / -0.028 (+- 0.016 / 0.012), SNARE-seq fine labels 0.384 vs 0.441 "
     "(-0.057 +- 0.015): worse everywhere, not kept (and -20 % per step would give about "
     "0.6x totalVI, still not 0.5x).",
+    "Session of 2026-12-07 (4th), the weight of the proteins that the RNA component's z_hat "
+    "decodes (ancestor_weight; before, 1: the 14 protein terms against ~1,000 gene terms), "
+    "paired with the factor 1 (benchmarks/multiomics_variants.py, CITE-seq only: SNARE-seq "
+    "decodes no ancestor by default, so nothing changes there): 550 cells, 3 subsets x 3 seeds, "
+    "z_hat ARI 0.844 -> 4: 0.883 (+0.039 +- 0.029), 16: 0.907 (+0.063 +- 0.029), 64: 0.896, "
+    "'balanced' (the RNA's feature count over the proteins', 62 here, 71 on all cells) 0.896 "
+    "(+0.052 +- 0.028; NMI +0.010 +- 0.018); all 6,661 cells, seeds 0-2, 'balanced' 0.898 -> "
+    "0.930 (+0.032 +- 0.002), NMI 0.874 -> 0.913, label-free ARI 0.668 -> 0.908, above the "
+    "same run's z_prot 0.918 (reports/benchmarks/multiomics_variants/ancestor_weight_balanced"
+    "*.md). Kept 'balanced' as the default: a rule (each decoded feature counts like one of the "
+    "child's own, as the concatenation gives each block unit variance), not the number that "
+    "won at 550 cells (16, within noise of it). Full-scale diagnosis before it (seed 0): the "
+    "old z_hat put 78 label-4 cells with label 2 and 75 with label 7 (RNA PCA: 69 with label "
+    "2), where ADT CLR-PCA kept them together.",
 ]
 
 

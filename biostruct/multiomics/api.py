@@ -34,6 +34,7 @@ def dag_vae(
     decode_ancestors: str = "protein",
     scale_encoder_input: bool = True,
     encoder_dropout: float = 0.0,
+    ancestor_weight: float | str = "balanced",
     integrated_clusters: bool = True,
     leiden: bool = True,
     min_cluster_size: int | None = None,
@@ -74,8 +75,8 @@ def dag_vae(
         Seed of initialisation, data split, minibatch order and sampling.
     copy
         Work on a copy of ``mdata`` and return ``(copy, model)``.
-    n_layers, n_hidden, encode_batch, integration, decode_ancestors
-        Network settings, see :class:`~biostruct.multiomics.DAGVAE`.
+    n_layers, n_hidden, encode_batch, integration, decode_ancestors, ancestor_weight
+        Network and objective settings, see :class:`~biostruct.multiomics.DAGVAE`.
     scale_encoder_input, encoder_dropout
         Encoder settings, see :class:`~biostruct.multiomics.DAGVAE`.
     integrated_clusters
@@ -147,6 +148,7 @@ def dag_vae(
         decode_ancestors=decode_ancestors,
         scale_encoder_input=scale_encoder_input,
         encoder_dropout=encoder_dropout,
+        ancestor_weight=ancestor_weight,
         device=device,
         seed=seed,
         link_priors=link_priors,

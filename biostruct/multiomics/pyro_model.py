@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping
 
 import pyro
 import pyro.distributions as dist
-from pyro import poutine
 import torch
+from pyro import poutine
 
 from biostruct.multiomics.module import DAGModule
 

@@ -261,6 +261,24 @@ def test_encoder_dropout_acts_only_while_a_component_trains(tmp_path, monkeypatc
             DAGVAE(md, encoder_dropout=bad)
 
 
+def test_ancestor_weight_scales_the_decoded_proteins_and_survives_save_load(tmp_path):
+    """'balanced' weights the proteins decoded from the RNA component's z_hat by the RNA's
+    feature count over the proteins' (per feature they count as much as a gene), a number
+    replaces that factor, and a saved model keeps its setting (older files: 1)."""
+    md = _cite()
+    n_rna, n_prot = md.mod["rna"].n_vars, md.mod["prot"].n_vars
+    balanced = DAGVAE(md, n_latent=2, n_hidden=8, n_layers=1, seed=0, ancestor_weight="balanced")
+    assert balanced.module.ancestor_weights == {"prot": {}, "rna": {"prot": n_rna / n_prot}}
+    plain = DAGVAE(md, n_latent=2, n_hidden=8, n_layers=1, seed=0, ancestor_weight=1.0)
+    assert plain.module.ancestor_weights["rna"] == {"prot": 1.0}
+    balanced.train(max_epochs=3, progress=False)
+    back = DAGVAE.load(balanced.save(tmp_path / "m"), md)
+    assert back.init_args["ancestor_weight"] == "balanced"
+    assert back.module.ancestor_weights == balanced.module.ancestor_weights
+    with pytest.raises(ConfigError, match="ancestor_weight"):
+        DAGVAE(md, ancestor_weight=-2.0)
+
+
 def test_reading_latents_leaves_the_module_mode_as_it_was():
     """analysis.latents reads with dropout off and then restores every submodule's mode, so a
     call in the middle of training (e.g. from a callback) does not switch dropout off."""

@@ -69,19 +69,29 @@ def _three_modality_graph():
 
 
 @pytest.mark.parametrize(
-    ("mode", "decoded"), [("none", []), ("protein", ["prot"]), ("all", ["prot", "atac"])]
+    ("mode", "decoded", "weight", "factors"),
+    [
+        ("none", [], "balanced", {}),
+        ("protein", ["prot"], 1.0, {"prot": 1.0}),
+        ("protein", ["prot"], "balanced", {"prot": 7 / 4}),
+        ("all", ["prot", "atac"], "balanced", {"prot": 7 / 4, "atac": 7 / 9}),
+        ("all", ["prot", "atac"], 3.0, {"prot": 3.0, "atac": 3.0}),
+    ],
 )
-def test_pyro_elbo_matches_plain_elbo_of_a_child(mode, decoded):
+def test_pyro_elbo_matches_plain_elbo_of_a_child(mode, decoded, weight, factors):
     """The child's ELBO, with z_hat also generating the ancestors' modalities that
-    ``decode_ancestors`` names, is the same objective in Pyro and in the plain-torch loss."""
+    ``decode_ancestors`` names (each weighted by ``ancestor_weight``), is the same objective in
+    Pyro and in the plain-torch loss."""
     torch.manual_seed(0)
     mod = DAGModule(
         _three_modality_graph(),
         {"rna": 7, "prot": 4, "atac": 9},
         n_batch=1,
         decode_ancestors=mode,
+        ancestor_weight=weight,
     )
     assert mod.components["rna"].ancestor_modalities == decoded
+    assert mod.ancestor_weights["rna"] == pytest.approx(factors)
     assert mod.components["prot"].ancestor_modalities == []  # a root has no ancestors
     rng = np.random.default_rng(0)
     x = {
@@ -93,6 +103,10 @@ def test_pyro_elbo_matches_plain_elbo_of_a_child(mode, decoded):
     pyro_loss, ours, terms = _both_elbos(mod, "rna", x, batch, sample_parents=False)
     assert abs(pyro_loss - ours) < 0.02 * abs(ours)
     assert sorted(terms[0].per_modality) == sorted(["rna", *decoded])
+    # the weighted sum is what the loss optimises (per_modality holds the unweighted terms)
+    t = terms[0]
+    total = t.per_modality["rna"] + sum(factors[m] * t.per_modality[m] for m in decoded)
+    assert torch.allclose(t.recon, total)
 
 
 def test_decode_ancestors_is_validated():
@@ -102,4 +116,15 @@ def test_decode_ancestors_is_validated():
             {"rna": 7, "prot": 4, "atac": 9},
             n_batch=1,
             decode_ancestors="yes",
+        )
+
+
+@pytest.mark.parametrize("weight", [0, -1.0, float("nan"), "equal", True])
+def test_ancestor_weight_is_validated(weight):
+    with pytest.raises(ConfigError, match="ancestor_weight"):
+        DAGModule(
+            _three_modality_graph(),
+            {"rna": 7, "prot": 4, "atac": 9},
+            n_batch=1,
+            ancestor_weight=weight,
         )
